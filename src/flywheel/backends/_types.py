@@ -1,0 +1,119 @@
+"""The small interfaces every backend role implements, and the plain data that crosses them.
+
+Roles: inference (chat generation), training (LoRA SFT), embeddings. A judge is an inference backend plus a scorer
+(see ``flywheel.pipeline.evaluate``). Retries, concurrency limits, timing, progress and cancellation live in the
+wrappers the pipeline calls, not in each backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+#: An OpenAI chat message: ``{"role": ..., "content": ..., "tool_calls": [...]?}``.
+Message = dict[str, Any]
+#: An OpenAI tool definition: ``{"type": "function", "function": {"name", "description", "parameters"}}``.
+Tool = dict[str, Any]
+
+
+@dataclass
+class ChatRequest:
+    """One chat-completion request to a candidate or a judge."""
+
+    messages: list[Message]
+    tools: list[Tool] | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    temperature: float = 0.0
+    request_id: str | None = None
+
+
+@dataclass
+class Generation:
+    """One model answer, in the shape of an OpenAI assistant message plus measurements.
+
+    ``error`` is set (and ``content``/``tool_calls`` empty) when this one request failed; a failed request never
+    raises out of ``generate`` so that one bad prompt cannot sink a whole evaluation.
+    """
+
+    content: str | None
+    tool_calls: list[dict[str, Any]] | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    error: str | None = None
+    raw_text: str | None = None
+
+    def to_message(self) -> Message:
+        """The answer as an OpenAI assistant message."""
+        message: Message = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        return message
+
+
+@runtime_checkable
+class InferenceBackend(Protocol):
+    """Generates chat completions for a batch of requests."""
+
+    name: str
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:
+        """One :class:`Generation` per request, in order."""
+        ...
+
+    def close(self) -> None:
+        """Release models, connections and memory."""
+        ...
+
+
+@dataclass
+class TrainingProgress:
+    """A progress report from a training backend."""
+
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float | None = None
+    val_loss: float | None = None
+    tokens_per_s: float | None = None
+
+
+@dataclass
+class TrainedAdapter:
+    """What a training run produced."""
+
+    adapter_dir: Path
+    base_model: str
+    steps_completed: int
+    epochs_completed: int
+    train_losses: list[tuple[int, float]] = field(default_factory=list)
+    val_losses: list[tuple[int, float]] = field(default_factory=list)
+    merged_dir: Path | None = None
+    stopped_early: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TrainingBackend(Protocol):
+    """Fine-tunes a model on OpenAI-format training examples (``{"messages": [...], "tools": [...]?}``)."""
+
+    def train(
+        self,
+        train: Sequence[dict[str, Any]],
+        val: Sequence[dict[str, Any]],
+        out_dir: Path,
+        on_progress: Callable[[TrainingProgress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> TrainedAdapter: ...
+
+
+@runtime_checkable
+class EmbeddingBackend(Protocol):
+    """Turns texts into vectors (any size; rows are not assumed normalised)."""
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        """A ``numpy.ndarray`` of shape ``(len(texts), dim)``."""
+        ...
