@@ -1,0 +1,141 @@
+"""Reading the teacher's answer out of a log record and a candidate's answer out of a prediction.
+
+Both end up as an :class:`Answer`: assistant text plus OpenAI-shape tool calls. Nothing here raises on odd input; a
+missing answer is an empty :class:`Answer`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flywheel.backends._types import Generation, Message
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An assistant answer: text and/or tool calls (``[{"function": {"name", "arguments"}}]``, arguments as logged)."""
+
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"content": …, "tool_calls": [...]}``."""
+        return {"content": self.content, "tool_calls": self.tool_calls}
+
+
+def _as_answer(message: Any) -> Answer:
+    if not isinstance(message, Mapping):
+        return Answer()
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        # multimodal / list content: keep the text parts
+        if isinstance(content, list):
+            content = "".join(
+                str(part.get("text", "")) for part in content if isinstance(part, Mapping) and "text" in part
+            )
+        else:
+            content = str(content)
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        calls = []
+    return Answer(content=content, tool_calls=[c for c in calls if isinstance(c, Mapping)])  # type: ignore[misc]
+
+
+def answer_from_response(response: Any) -> Answer:
+    """The first choice's message of an OpenAI ChatCompletion (dict); an empty answer if there is none."""
+    if not isinstance(response, Mapping):
+        return Answer()
+    choices = response.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+        return Answer()
+    return _as_answer(choices[0].get("message"))
+
+
+def teacher_answer(record: Mapping[str, Any]) -> Answer:
+    """The teacher's logged answer: ``record["response"]["choices"][0]["message"]``."""
+    return answer_from_response(record.get("response"))
+
+
+def prompt_messages(record: Mapping[str, Any]) -> list[Message]:
+    """The logged request's messages (empty list if absent)."""
+    request = record.get("request")
+    if not isinstance(request, Mapping):
+        return []
+    messages = request.get("messages")
+    return list(messages) if isinstance(messages, list) else []
+
+
+def record_id(record: Mapping[str, Any], index: int) -> str:
+    """A stable reference to an eval record: its ``record_id``/``id`` field, else a hash of its request."""
+    for key in ("record_id", "id", "_id"):
+        value = record.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return str(value)
+    request = record.get("request")
+    if request is None:
+        return f"#{index}"
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+    return f"req:{digest[:16]}"
+
+
+def teacher_usage(record: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """``(prompt_tokens, completion_tokens)`` the teacher's response logged, or ``None`` where missing."""
+    response = record.get("response")
+    usage = response.get("usage") if isinstance(response, Mapping) else None
+    if not isinstance(usage, Mapping):
+        return None, None
+
+    def _int(value: Any) -> int | None:
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+
+
+def answer_from_generation(generation: Generation) -> Answer:
+    """A candidate's answer from a backend :class:`Generation` (empty when it failed)."""
+    if generation.error:
+        return Answer()
+    return Answer(content=generation.content, tool_calls=list(generation.tool_calls or []))
+
+
+def prediction_to_generation(prediction: Mapping[str, Any]) -> Generation:
+    """A prediction line (``{"response": ChatCompletion}`` or ``{"content", "tool_calls"}``) as a :class:`Generation`.
+
+    Usage, latency (``latency_s``) and an ``error`` field are read when present.
+    """
+    response = prediction.get("response")
+    if isinstance(response, Mapping):
+        answer = answer_from_response(response)
+        usage = response.get("usage") if isinstance(response.get("usage"), Mapping) else {}
+    else:
+        answer = _as_answer(prediction)
+        usage = prediction.get("usage") if isinstance(prediction.get("usage"), Mapping) else {}
+    assert isinstance(usage, Mapping)
+    latency = prediction.get("latency_s")
+    error = prediction.get("error")
+    return Generation(
+        content=answer.content,
+        tool_calls=answer.tool_calls or None,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        latency_s=float(latency) if isinstance(latency, int | float) else 0.0,
+        error=str(error) if error else None,
+    )
+
+
+def detect_workload_type(records: list[Mapping[str, Any]]) -> str:
+    """``tool_calling`` if any teacher answer calls a tool, ``classification`` if every non-empty teacher answer
+    carries a ``[[label]]``, else ``generic``."""
+    from flywheel.pipeline.evaluate._classification import bracket_label
+
+    answers = [teacher_answer(r) for r in records]
+    if any(a.tool_calls for a in answers):
+        return "tool_calling"
+    texts = [a.content for a in answers if a.content and a.content.strip()]
+    if texts and all(bracket_label(t) is not None for t in texts):
+        return "classification"
+    return "generic"

@@ -1,0 +1,58 @@
+"""Building the FastAPI application for one :class:`flywheel.config.Settings`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from flywheel import __version__
+from flywheel.config import Settings
+from flywheel.errors import ConfigError, ConflictError, DataError, FlywheelError, NotFoundError
+from flywheel.service.api import _logs
+from flywheel.service.api._auth import make_auth_dependency
+
+_STATUS = {NotFoundError: 404, ConflictError: 409, ConfigError: 422, DataError: 422}
+
+
+def create_app(settings: Settings, *, engine: Any = None) -> FastAPI:
+    """The API for ``settings``. The store is opened (and migrated) at start-up unless ``engine`` is given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = engine is None
+        if owned:
+            from flywheel.store import open_store
+
+            app.state.engine = open_store(settings.database_url)
+        else:
+            app.state.engine = engine
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.engine.dispose()
+
+    app = FastAPI(
+        title="flywheel",
+        version=__version__,
+        description="Turn production LLM logs into evidence that a smaller model can replace the big one.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+
+    @app.exception_handler(FlywheelError)
+    async def flywheel_error(_request: Request, exc: FlywheelError) -> JSONResponse:
+        code = next((c for t, c in _STATUS.items() if isinstance(exc, t)), 400)
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    auth = [Depends(make_auth_dependency(settings.api_keys))]
+    app.include_router(_logs.router, prefix="/api", dependencies=auth)
+    return app
