@@ -27,11 +27,54 @@ import orjson
 
 WORKLOADS = ["news_classifier", "support_router", "tool_router", "summarizer", "qa_bot"]
 CLIENTS = ["web", "mobile", "batch"]
-WORDS = (
-    "market shares rose after the company reported quarterly earnings above expectations while analysts warned "
-    "that inflation and interest rates could weigh on consumer demand in the coming months government officials "
-    "said the new policy would support small businesses and improve access to credit across several regions"
-).split()
+WORDS = [
+    "market",
+    "shares",
+    "rose",
+    "after",
+    "the",
+    "company",
+    "reported",
+    "quarterly",
+    "earnings",
+    "above",
+    "expectations",
+    "while",
+    "analysts",
+    "warned",
+    "that",
+    "inflation",
+    "and",
+    "interest",
+    "rates",
+    "could",
+    "weigh",
+    "on",
+    "consumer",
+    "demand",
+    "in",
+    "the",
+    "coming",
+    "months",
+    "government",
+    "officials",
+    "said",
+    "the",
+    "new",
+    "policy",
+    "would",
+    "support",
+    "small",
+    "businesses",
+    "and",
+    "improve",
+    "access",
+    "to",
+    "credit",
+    "across",
+    "several",
+    "regions",
+]
 TOPICS = ["business", "entertainment", "politics", "sport", "tech"]
 
 
@@ -47,7 +90,11 @@ def make_record(i: int, rng: random.Random) -> dict[str, object]:
         {"role": "system", "content": f"You are the {workload} assistant. Answer briefly and precisely."},
         {"role": "user", "content": _sentence(rng, rng.randint(60, 100))},
     ]
-    request: dict[str, object] = {"model": "meta/llama-3.3-70b-instruct", "messages": messages, "temperature": 0.0}
+    request: dict[str, object] = {
+        "model": "meta/llama-3.3-70b-instruct",
+        "messages": messages,
+        "temperature": 0.0,
+    }
     message: dict[str, object]
     if workload == "tool_router":
         request["tools"] = [
@@ -120,7 +167,9 @@ def run_cli_ingest(path: Path, database_url: str, home: Path) -> tuple[dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=1_000_000, help="records to generate")
     parser.add_argument("--pg-url", default="postgresql://postgres@localhost:5432/postgres")
     parser.add_argument("--skip-postgres", action="store_true")
@@ -132,7 +181,9 @@ def main() -> None:
         data = tmpdir / "logs.jsonl"
         t0 = time.perf_counter()
         size = write_records(data, args.n)
-        print(f"generated {args.n:,} records, {size / args.n:.0f} B/record, in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"generated {args.n:,} records, {size / args.n:.0f} B/record, in {time.perf_counter() - t0:.1f} s"
+        )
 
         results = []
         if not args.skip_sqlite:

@@ -50,10 +50,16 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
 
 @click.command()
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
-@click.option("--workload-id", help="Workload id for every record (required for the reference loader format).")
+@click.option(
+    "--workload-id", help="Workload id for every record (required for the reference loader format)."
+)
 @click.option("--client-id", help="Client id for every record (required for the reference loader format).")
-@click.option("--from-elasticsearch", "es_url", metavar="URL", help="Import from an Elasticsearch cluster instead.")
-@click.option("--index", "es_index", metavar="NAME", help="Elasticsearch index (default: $ES_COLLECTION_NAME).")
+@click.option(
+    "--from-elasticsearch", "es_url", metavar="URL", help="Import from an Elasticsearch cluster instead."
+)
+@click.option(
+    "--index", "es_index", metavar="NAME", help="Elasticsearch index (default: $ES_COLLECTION_NAME)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the counts.")
 @click.pass_context
 def ingest(
@@ -93,7 +99,9 @@ def ingest(
             progress, update = _progress_bar(sys.stderr.isatty())
             if progress is not None:
                 with progress:
-                    report = ingest_file(engine, path, workload_id=workload_id, client_id=client_id, on_progress=update)
+                    report = ingest_file(
+                        engine, path, workload_id=workload_id, client_id=client_id, on_progress=update
+                    )
             else:
                 report = ingest_file(engine, path, workload_id=workload_id, client_id=client_id)
     finally:

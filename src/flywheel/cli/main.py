@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from flywheel import __version__
-from flywheel.cli._context import settings_from
 from flywheel.errors import FlywheelError
 
 

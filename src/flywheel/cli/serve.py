@@ -35,4 +35,6 @@ def serve(ctx: click.Context, host: str, port: int, insecure: bool) -> None:
 
     from flywheel.service.api import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.config.logging_config.level.lower())
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level=settings.config.logging_config.level.lower()
+    )

@@ -84,7 +84,9 @@ def load_config_file(path: str | Path) -> FlywheelConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"Configuration file {str(path)!r} must hold a mapping of keys, not {type(data).__name__}.")
+        raise ConfigError(
+            f"Configuration file {str(path)!r} must hold a mapping of keys, not {type(data).__name__}."
+        )
     return validate_model(FlywheelConfig, data, what=f"configuration in {str(path)!r}")
 
 

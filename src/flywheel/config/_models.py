@@ -8,7 +8,7 @@ own additions sit beside them. Every model forbids unknown keys, so a typo is re
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -42,7 +42,9 @@ class MLflowConfig(_Strict):
         None,
         description="Log results to MLflow. Default: true when COMPOSE_PROFILES contains 'mlflow', else false.",
     )
-    tracking_uri: str = Field("http://0.0.0.0:5000", description="MLflow tracking URI (server URL or file:/ path).")
+    tracking_uri: str = Field(
+        "http://0.0.0.0:5000", description="MLflow tracking URI (server URL or file:/ path)."
+    )
     experiment_name_prefix: str = Field("data-flywheel", description="Prefix of the per-run experiment name.")
     artifact_location: str = Field("./mlruns", description="Artifact location for new experiments.")
 
@@ -72,12 +74,15 @@ class LLMJudgeConfig(_NIMDeployment):
     model_name: str | None = Field(None, description="Judge model name.")
     url: str | None = Field(None, description="Chat-completions URL of a remote judge.")
     api_key_env: str | None = Field(
-        None, description="Name of an environment variable holding the judge's API key (default: LLM_JUDGE_API_KEY)."
+        None,
+        description="Name of an environment variable holding the judge's API key (default: LLM_JUDGE_API_KEY).",
     )
     backend: Literal["openai", "local", "nemo"] | None = Field(
         None, description="Backend running the judge; default: openai for remote, nemo for local."
     )
-    model_path: str | None = Field(None, description="For backend: local, the model source (see nims[].model_path).")
+    model_path: str | None = Field(
+        None, description="For backend: local, the model source (see nims[].model_path)."
+    )
     max_concurrency: int = Field(8, ge=1, description="Concurrent judge calls.")
     timeout_s: float = Field(120.0, gt=0, description="Per-call timeout in seconds.")
 
@@ -124,7 +129,9 @@ class NIMConfig(_NIMDeployment):
     base_url: str | None = Field(None, description="For backend openai: the endpoint's base URL (…/v1).")
     api_key_env: str | None = Field(None, description="For backend openai: env var holding the API key.")
     parameters_b: float | None = Field(
-        None, gt=0, description="Parameter count in billions (for the cost report; guessed from the name if unset)."
+        None,
+        gt=0,
+        description="Parameter count in billions (for the cost report; guessed from the name if unset).",
     )
 
     @model_validator(mode="after")
@@ -141,15 +148,21 @@ class DataSplitConfig(_Strict):
     """How records are selected and split into eval / train / val."""
 
     eval_size: int = Field(100, ge=1, description="Records in the evaluation split.")
-    val_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the remaining records used for validation.")
+    val_ratio: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Share of the remaining records used for validation."
+    )
     min_total_records: int = Field(50, ge=1, description="Fewest records a run accepts.")
     random_seed: int | None = Field(None, description="Seed for sampling and splitting (null: random).")
     limit: int | None = Field(10000, ge=1, description="Most records used by a run (null: all).")
     parse_function_arguments: bool = Field(True, description="Parse string tool-call arguments as JSON.")
     stratify_enabled: bool = Field(True, description="Stratify the splits by class label.")
-    min_samples_per_class: int = Field(2, ge=1, description="Members a class needs to be stratified on its own.")
+    min_samples_per_class: int = Field(
+        2, ge=1, description="Members a class needs to be stratified on its own."
+    )
     rare_class_threshold: int = Field(
-        1, ge=0, description="Classes with at most this many records are pooled into 'others' for stratification."
+        1,
+        ge=0,
+        description="Classes with at most this many records are pooled into 'others' for stratification.",
     )
 
     @model_validator(mode="after")
@@ -194,7 +207,9 @@ class ICLConfig(_Strict):
     @model_validator(mode="after")
     def _check(self) -> ICLConfig:
         if self.min_examples > self.max_examples:
-            raise ValueError(f"min_examples ({self.min_examples}) is greater than max_examples ({self.max_examples})")
+            raise ValueError(
+                f"min_examples ({self.min_examples}) is greater than max_examples ({self.max_examples})"
+            )
         if self.reserved_tokens >= self.max_context_length:
             raise ValueError("reserved_tokens must be smaller than max_context_length")
         return self
@@ -208,7 +223,9 @@ class TrainingConfig(_Strict):
     epochs: int = Field(2, ge=1, description="Passes over the training set.")
     batch_size: int = Field(16, ge=1, description="Examples per optimizer step.")
     learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (null: no cap).")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps (null: no cap)."
+    )
     eval_every_steps: int | None = Field(
         None, ge=1, description="Validation-loss interval in steps (null: once per epoch)."
     )
@@ -216,7 +233,9 @@ class TrainingConfig(_Strict):
         None, ge=1, description="Stop after this many validations without improvement (null: never)."
     )
     max_seq_length: int | None = Field(
-        None, ge=8, description="Truncate training examples to this many tokens (default: customizer max_seq_length)."
+        None,
+        ge=8,
+        description="Truncate training examples to this many tokens (default: customizer max_seq_length).",
     )
     seed: int = Field(42, description="Seed for initialisation and data order.")
 
@@ -227,7 +246,9 @@ class LoRAConfig(_Strict):
     adapter_dim: int = Field(32, ge=1, description="LoRA rank.")
     adapter_alpha: int | None = Field(None, ge=1, description="LoRA alpha (default: 2 × adapter_dim).")
     adapter_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="LoRA dropout.")
-    sequence_packing_enabled: bool = Field(False, description="Pack several short examples into one sequence.")
+    sequence_packing_enabled: bool = Field(
+        False, description="Pack several short examples into one sequence."
+    )
     target_modules: list[str] | None = Field(
         None, description="Module names to adapt (default: all attention and MLP projections)."
     )
@@ -255,7 +276,10 @@ class CurationConfig(_Strict):
 
     pii: Literal["off", "mask"] = Field("off", description="Mask personal data in training and eval text.")
     near_duplicate_threshold: float | None = Field(
-        None, gt=0.0, le=1.0, description="Drop records whose user text is this similar (Jaccard) to a kept one."
+        None,
+        gt=0.0,
+        le=1.0,
+        description="Drop records whose user text is this similar (Jaccard) to a kept one.",
     )
     max_tool_properties: int = Field(8, ge=1, description="Flag tool schemas with more properties than this.")
 
@@ -271,10 +295,14 @@ class PromotionConfig(_Strict):
 class ExecutorConfig(_Strict):
     """How jobs are executed."""
 
-    kind: Literal["inprocess", "celery"] = Field("inprocess", description="In-process threads or Celery workers.")
+    kind: Literal["inprocess", "celery"] = Field(
+        "inprocess", description="In-process threads or Celery workers."
+    )
     max_concurrent_jobs: int = Field(1, ge=1, description="Jobs run side by side by the in-process executor.")
     heartbeat_s: float = Field(10.0, gt=0, description="Worker heartbeat interval in seconds.")
-    lease_s: float = Field(60.0, gt=0, description="A step whose worker missed heartbeats this long is recovered.")
+    lease_s: float = Field(
+        60.0, gt=0, description="A step whose worker missed heartbeats this long is recovered."
+    )
 
 
 class PriceEntry(_Strict):
@@ -289,12 +317,10 @@ class CostConfig(_Strict):
     """Cost model of the report."""
 
     teacher_model: str | None = Field(None, description="Teacher model name (default: from the logs).")
-    teacher_parameters_b: float | None = Field(None, gt=0, description="Teacher size in billions of parameters.")
+    teacher_parameters_b: float | None = Field(
+        None, gt=0, description="Teacher size in billions of parameters."
+    )
     prices: dict[str, PriceEntry] = Field(default_factory=dict, description="Price table by model name.")
-
-
-def _default_nims() -> list[NIMConfig]:
-    return []
 
 
 class FlywheelConfig(_Strict):
@@ -303,8 +329,10 @@ class FlywheelConfig(_Strict):
     nmp_config: NMPConfig = Field(default_factory=NMPConfig)
     logging_config: LoggingConfig = Field(default_factory=LoggingConfig)
     mlflow_config: MLflowConfig = Field(default_factory=MLflowConfig)
-    llm_judge_config: LLMJudgeConfig | None = Field(None, description="LLM judge (null: judge metrics not computed).")
-    nims: Annotated[list[NIMConfig], Field(default_factory=_default_nims, description="Candidate models.")]
+    llm_judge_config: LLMJudgeConfig | None = Field(
+        None, description="LLM judge (null: judge metrics not computed)."
+    )
+    nims: list[NIMConfig] = Field(default_factory=list, description="Candidate models.")
     data_split_config: DataSplitConfig = Field(default_factory=DataSplitConfig)
     icl_config: ICLConfig = Field(default_factory=ICLConfig)
     training_config: TrainingConfig = Field(default_factory=TrainingConfig)

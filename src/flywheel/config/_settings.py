@@ -38,10 +38,11 @@ class Settings:
     config: FlywheelConfig
     config_path: Path | None
     home: Path
-    database_url: str
-    redis_url: str
-    elasticsearch_url: str
-    es_collection_name: str
+    # URLs may carry passwords: kept out of repr (use redacted_database_url() in messages).
+    database_url: str = field(repr=False)
+    redis_url: str = field(repr=False)
+    elasticsearch_url: str = field(repr=False)
+    es_collection_name: str = "flywheel"
     nvidia_api_key: SecretStr | None = None
     llm_judge_api_key: SecretStr | None = None
     emb_api_key: SecretStr | None = None

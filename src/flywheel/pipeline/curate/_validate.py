@@ -35,6 +35,7 @@ BAD_ARGUMENTS = "tool-call arguments are not valid JSON"
 # Workload-type filters (applied once the workload type is known).
 NO_TOOL_CALL = "no tool call in teacher response (tool-calling workload)"
 NOT_FUNCTION_CALL = "tool call type is not 'function' (tool-calling workload)"
+NO_TOOLS = "request has no tools (tool-calling workload)"
 HAS_TOOL_CALL = "teacher response has tool calls (classification workload)"
 NO_LABEL = "no [[label]] in teacher response (classification workload)"
 
@@ -203,6 +204,8 @@ def check_workload_fit(record: Record, workload_type: str) -> str | None:
             return NO_TOOL_CALL
         if any(call.get("type", "function") != "function" for call in calls):
             return NOT_FUNCTION_CALL
+        if not record["request"].get("tools"):
+            return NO_TOOLS
         return None
     if workload_type == "classification":
         if calls:

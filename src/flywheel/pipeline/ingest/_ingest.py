@@ -138,5 +138,3 @@ def ingest_objects(
             else:
                 sink.add(result, now)
     return sink.report
-
-

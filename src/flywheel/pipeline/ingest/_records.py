@@ -115,7 +115,9 @@ def _id_field(record: dict[str, Any], key: str, override: str | None) -> str | R
     return value
 
 
-def loader_line_to_record(obj: dict[str, Any], workload_id: str, client_id: str) -> dict[str, Any] | Rejection:
+def loader_line_to_record(
+    obj: dict[str, Any], workload_id: str, client_id: str
+) -> dict[str, Any] | Rejection:
     """Turn a reference loader line ``{"messages": [...], "tools": [...]}`` into a log record (no timestamp)."""
     messages = obj.get("messages")
     if not isinstance(messages, list) or len(messages) < 2:

@@ -52,7 +52,9 @@ async def post_logs(request: Request) -> IngestResponse:
     """
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        raise HTTPException(413, detail=f"Body larger than {MAX_BODY_BYTES} bytes; send records in smaller batches.")
+        raise HTTPException(
+            413, detail=f"Body larger than {MAX_BODY_BYTES} bytes; send records in smaller batches."
+        )
     try:
         payload: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -6,7 +6,9 @@ from flywheel.store._schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reached by running the alembic CLI by hand
-    raise RuntimeError("Run migrations with `flywheel db upgrade` (flywheel.store.migrate), not the alembic CLI.")
+    raise RuntimeError(
+        "Run migrations with `flywheel db upgrade` (flywheel.store.migrate), not the alembic CLI."
+    )
 
 context.configure(
     connection=connection,

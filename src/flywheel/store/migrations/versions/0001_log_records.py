@@ -28,7 +28,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_log_records"),
         sa.UniqueConstraint("record_hash", name="uq_log_records_record_hash"),
     )
-    op.create_index("ix_log_records_workload_client_ts", "log_records", ["workload_id", "client_id", "timestamp"])
+    op.create_index(
+        "ix_log_records_workload_client_ts", "log_records", ["workload_id", "client_id", "timestamp"]
+    )
     op.create_table(
         "quarantined_records",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),

@@ -1,0 +1,48 @@
+"""Curation: select a workload's records from the store, validate them, decide the workload type, deduplicate,
+and (optionally) mask personal data.
+
+Every transform is a pure ``record -> record | Rejected`` function; rejected records are counted by reason.
+"""
+
+from flywheel.pipeline.curate._curate import WORKLOAD_TYPES, Curation, curate
+from flywheel.pipeline.curate._dedup import ExactDeduplicator, MinHashDeduplicator, dedup_key, normalise
+from flywheel.pipeline.curate._pii import iban_ok, luhn_ok, mask_record, mask_text
+from flywheel.pipeline.curate._select import selection_query, stream_records
+from flywheel.pipeline.curate._validate import (
+    Rejected,
+    check_workload_fit,
+    classification_label,
+    record_label,
+    teacher_message,
+    tool_label,
+    user_texts,
+    validate_record,
+)
+from flywheel.pipeline.curate._workload import MAJORITY, WorkloadEvidence, decide_workload_type
+
+__all__ = [
+    "MAJORITY",
+    "WORKLOAD_TYPES",
+    "Curation",
+    "ExactDeduplicator",
+    "MinHashDeduplicator",
+    "Rejected",
+    "WorkloadEvidence",
+    "check_workload_fit",
+    "classification_label",
+    "curate",
+    "decide_workload_type",
+    "dedup_key",
+    "iban_ok",
+    "luhn_ok",
+    "mask_record",
+    "mask_text",
+    "normalise",
+    "record_label",
+    "selection_query",
+    "stream_records",
+    "teacher_message",
+    "tool_label",
+    "user_texts",
+    "validate_record",
+]

@@ -1,0 +1,191 @@
+"""One pass over the streamed records: validation, workload evidence, workload-type filter and deduplication.
+
+Only compact facts are kept per record (position in the stream, label, dedup key), so that a million records fit in
+a few hundred megabytes; the datasets step streams the chosen records again to write them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from flywheel.pipeline.curate._dedup import ExactDeduplicator, MinHashDeduplicator, dedup_key
+from flywheel.pipeline.curate._validate import (
+    HAS_TOOL_CALL,
+    NO_LABEL,
+    NO_TOOL_CALL,
+    UNPARSEABLE,
+    Rejected,
+    check_workload_fit,
+    classification_label,
+    teacher_message,
+    tool_label,
+    user_texts,
+    validate_record,
+)
+from flywheel.pipeline.curate._workload import WorkloadEvidence, decide_workload_type
+
+WORKLOAD_TYPES = ("tool_calling", "classification", "generic")
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """Compact facts about one format-valid record."""
+
+    position: int
+    tool: str | None
+    label: str | None
+    key: bytes | None
+    misfit: tuple[str | None, str | None, str | None]  # reason per WORKLOAD_TYPES entry, None = fits
+    text: str | None
+
+
+@dataclass
+class Curation:
+    """The outcome of curation: which stream positions were selected, their labels, and the counts."""
+
+    workload_type: str
+    evidence: WorkloadEvidence
+    total: int
+    positions: list[int]
+    labels: list[str | None]
+    keys: list[bytes | None]
+    row_ids: list[int]
+    rejected: Counter[str] = field(default_factory=Counter)
+    valid_format: int = 0
+    after_quality_filter: int = 0
+    deduplicated: int = 0
+    near_duplicates: int = 0
+    beyond_limit: int = 0
+
+    def counts(self) -> dict[str, Any]:
+        """Counts at every step, for the manifest."""
+        return {
+            "total": self.total,
+            "valid_format": self.valid_format,
+            "after_quality_filter": self.after_quality_filter,
+            "rejected_total": sum(self.rejected.values()),
+            "deduplicated": self.deduplicated,
+            "near_duplicates": self.near_duplicates,
+            "beyond_limit": self.beyond_limit,
+            "selected": len(self.positions),
+        }
+
+
+def _facts(position: int, record: dict[str, Any], keep_text: bool) -> _Candidate:
+    message = teacher_message(record)
+    calls = message.get("tool_calls")
+    tool = tool_label(record)
+    class_label = None if calls else classification_label(message.get("content"))
+    if calls:
+        misfit: tuple[str | None, str | None, str | None] = (
+            check_workload_fit(record, "tool_calling"),
+            HAS_TOOL_CALL,
+            None,
+        )
+    else:
+        misfit = (NO_TOOL_CALL, None if class_label is not None else NO_LABEL, None)
+    texts = user_texts(record)
+    return _Candidate(
+        position=position,
+        tool=tool,
+        label=tool if tool is not None else class_label,
+        key=dedup_key(texts),
+        misfit=misfit,
+        text="\n".join(texts) if keep_text and texts else None,
+    )
+
+
+def _label_for(candidate: _Candidate, workload_type: str) -> str | None:
+    if workload_type == "tool_calling":
+        return candidate.tool
+    if workload_type == "classification":
+        return candidate.label
+    return None
+
+
+def curate(
+    rows: Iterable[tuple[int, str | bytes]],
+    *,
+    workload_type: str = "auto",
+    limit: int | None = None,
+    max_tool_properties: int = 8,
+    parse_arguments: bool = True,
+    near_duplicate_threshold: float | None = None,
+) -> Curation:
+    """Validate, type and deduplicate a newest-first stream of ``(row_id, record_json)``.
+
+    With ``limit``, reading stops as soon as ``limit`` records survive every filter under the workload type the
+    evidence read so far points to; the final type is decided on all records read. Rejections are counted by
+    reason; duplicates keep their first (newest) copy.
+    """
+    evidence = WorkloadEvidence()
+    rejected: Counter[str] = Counter()
+    candidates: list[_Candidate] = []
+    row_ids: list[int] = []
+    # Per-type running count of records that would be selected, for the early stop under a limit.
+    running = {w: 0 for w in WORKLOAD_TYPES}
+    running_dedup = {w: ExactDeduplicator() for w in WORKLOAD_TYPES}
+    keep_text = near_duplicate_threshold is not None
+    total = 0
+    for row_id, data in rows:
+        position = total
+        total += 1
+        row_ids.append(row_id)
+        try:
+            record = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            rejected[UNPARSEABLE] += 1
+            continue
+        checked = validate_record(record, max_tool_properties=max_tool_properties, parse_arguments=parse_arguments)
+        if isinstance(checked, Rejected):
+            rejected[checked.reason] += 1
+            continue
+        candidate = _facts(position, checked, keep_text)
+        evidence.add(candidate.tool is not None, candidate.label is not None)
+        candidates.append(candidate)
+        if limit is not None:
+            for i, w in enumerate(WORKLOAD_TYPES):
+                if candidate.misfit[i] is None and not running_dedup[w].is_duplicate(candidate.key):
+                    running[w] += 1
+            if running[decide_workload_type(evidence, workload_type)] >= limit:
+                break
+
+    decided = decide_workload_type(evidence, workload_type)
+    exact = ExactDeduplicator()
+    near = MinHashDeduplicator(near_duplicate_threshold) if near_duplicate_threshold is not None else None
+    result = Curation(
+        workload_type=decided,
+        evidence=evidence,
+        total=total,
+        positions=[],
+        labels=[],
+        keys=[],
+        row_ids=row_ids,
+        rejected=rejected,
+        valid_format=len(candidates),
+    )
+    type_index = WORKLOAD_TYPES.index(decided)
+    for candidate in candidates:
+        reason = candidate.misfit[type_index]
+        if reason is not None:
+            rejected[reason] += 1
+            continue
+        result.after_quality_filter += 1
+        if exact.is_duplicate(candidate.key):
+            result.deduplicated += 1
+            continue
+        if near is not None and candidate.text is not None and near.is_duplicate(candidate.text):
+            result.near_duplicates += 1
+            continue
+        if limit is not None and len(result.positions) >= limit:
+            result.beyond_limit += 1
+            continue
+        result.positions.append(candidate.position)
+        result.labels.append(_label_for(candidate, decided))
+        result.keys.append(candidate.key)
+    return result

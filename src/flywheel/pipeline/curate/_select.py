@@ -1,0 +1,63 @@
+"""Selection: the records of one ``(workload_id, client_id)``, newest first, streamed from the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine, Select, select
+
+from flywheel.store._schema import log_records
+
+
+def selection_query(
+    workload_id: str,
+    client_id: str,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    max_row_id: int | None = None,
+    limit: int | None = None,
+) -> Select[Any]:
+    """``(id, data)`` of matching rows, newest first (ties broken by id), inside the optional time window.
+
+    ``since`` is inclusive and ``until`` exclusive, both in epoch seconds.
+    """
+    table = log_records
+    stmt = select(table.c.id, table.c.data).where(
+        table.c.workload_id == workload_id, table.c.client_id == client_id
+    )
+    if since is not None:
+        stmt = stmt.where(table.c.timestamp >= since)
+    if until is not None:
+        stmt = stmt.where(table.c.timestamp < until)
+    if max_row_id is not None:
+        stmt = stmt.where(table.c.id <= max_row_id)
+    stmt = stmt.order_by(table.c.timestamp.desc(), table.c.id.desc())
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return stmt
+
+
+def stream_records(
+    engine: Engine,
+    workload_id: str,
+    client_id: str,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    max_row_id: int | None = None,
+    limit: int | None = None,
+    batch_size: int = 5000,
+) -> Iterator[tuple[int, str]]:
+    """Yield ``(row_id, record_json)`` newest first without loading the whole result into memory.
+
+    The consumer decides when to stop; closing the generator closes the cursor.
+    """
+    stmt = selection_query(
+        workload_id, client_id, since=since, until=until, max_row_id=max_row_id, limit=limit
+    )
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(stmt)
+        for row_id, data in result:
+            yield row_id, data

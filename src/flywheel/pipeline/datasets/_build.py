@@ -1,0 +1,291 @@
+"""``build_datasets``: the curation stage, written once as a straight sequence of steps.
+
+selection → validation → workload type → dedup (one streaming pass, compact facts only) → count checks → split →
+second streaming pass: PII masking → eval / train / val files → ICL eval file → manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+from sqlalchemy import Engine
+
+from flywheel.backends._types import EmbeddingBackend
+from flywheel.config import CurationConfig, DataSplitConfig, EvaluationConfig, ICLConfig
+from flywheel.errors import DataError
+from flywheel.ids import new_id
+from flywheel.pipeline.curate import Rejected, curate, mask_record, stream_records, validate_record
+from flywheel.pipeline.datasets._format import to_eval_record, to_training_example
+from flywheel.pipeline.icl import Tokenizer, build_icl_records, embedder_from_config
+from flywheel.pipeline.split import check_raw_count, check_selected_count, split_records
+
+MANIFEST_VERSION = 1
+EVAL, TRAIN, VAL = 0, 1, 2
+ARTIFACTS = {
+    "eval": "eval_data.jsonl",
+    "icl_eval": "icl/eval_data.jsonl",
+    "train": "training/train_data.jsonl",
+    "val": "validation/val_data.jsonl",
+}
+
+
+@dataclass
+class DatasetBuild:
+    """What :func:`build_datasets` produced: the manifest (also written as ``manifest.json``) and the file paths."""
+
+    out_dir: Path
+    manifest: dict[str, Any]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def manifest_path(self) -> Path:
+        """Where the manifest was written."""
+        return self.out_dir / "manifest.json"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "_"
+
+
+def dataset_dir(home: Path, workload_id: str, client_id: str, build_id: str | None = None) -> Path:
+    """``{home}/datasets/{workload_id}/{client_id}/{build_id}`` with unsafe characters replaced."""
+    return Path(home) / "datasets" / _safe(workload_id) / _safe(client_id) / (build_id or new_id())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Load a JSONL artifact (e.g. ``build.paths["icl_eval"]``) into a list of records."""
+    with open(path, "rb") as fh:
+        return [orjson.loads(line) for line in fh if line.strip()]
+
+
+class _Writer:
+    """A JSONL file with a running SHA-256 and record count."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fh: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._sha = hashlib.sha256()
+        self._buffer: list[bytes] = []
+        self.count = 0
+
+    def write(self, obj: Any) -> None:
+        self._buffer.append(orjson.dumps(obj))
+        self.count += 1
+        if len(self._buffer) >= 4096:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            chunk = b"\n".join(self._buffer) + b"\n"
+            self._sha.update(chunk)
+            self._fh.write(chunk)
+            self._buffer.clear()
+
+    def close(self) -> dict[str, Any]:
+        self._flush()
+        self._fh.close()
+        return {"path": str(self.path), "records": self.count, "sha256": self._sha.hexdigest()}
+
+
+def build_datasets(
+    engine: Engine,
+    workload_id: str,
+    client_id: str,
+    *,
+    out_dir: Path,
+    split: DataSplitConfig,
+    icl: ICLConfig,
+    evaluation: EvaluationConfig,
+    curation: CurationConfig,
+    since: float | None = None,
+    until: float | None = None,
+    embedder: EmbeddingBackend | None = None,
+    tokenizer: Tokenizer | None = None,
+    icl_pool_size: int = 5000,
+    with_icl: bool = True,
+) -> DatasetBuild:
+    """Curate one workload's logs into eval, ICL-eval, train and val JSONL files plus ``manifest.json``.
+
+    Pass config *after* per-job overrides (:func:`resolve_data_settings`). ``since``/``until`` bound the log
+    timestamps (epoch seconds). ``embedder`` is used for semantic-similarity ICL (default: built from
+    ``icl.similarity_config.embedding_nim_config``); ``tokenizer`` counts the candidate's tokens for the ICL budget.
+    ICL examples come from a seeded sample of at most ``icl_pool_size`` train records.
+
+    Raises :class:`DataError` with the reference's messages when there are too few records.
+    """
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+
+    # 1-4. selection, validation, workload type, dedup: one streaming pass.
+    t0 = time.perf_counter()
+    rows = stream_records(engine, workload_id, client_id, since=since, until=until)
+    cur = curate(
+        rows,
+        workload_type=evaluation.workload_type,
+        limit=split.limit,
+        max_tool_properties=curation.max_tool_properties,
+        parse_arguments=split.parse_function_arguments,
+        near_duplicate_threshold=curation.near_duplicate_threshold,
+    )
+    rows.close()
+    timings["select_validate_dedup"] = time.perf_counter() - t0
+
+    # 5. count checks, with the reference's messages.
+    check_raw_count(
+        cur.total, min_total_records=split.min_total_records, eval_size=split.eval_size, limit=split.limit
+    )
+    check_selected_count(
+        len(cur.positions),
+        min_total_records=split.min_total_records,
+        total=cur.total,
+        valid_format=cur.valid_format,
+        after_quality_filter=cur.after_quality_filter,
+    )
+
+    # 6. split.
+    t0 = time.perf_counter()
+    result = split_records(
+        cur.labels,
+        eval_size=split.eval_size,
+        val_ratio=split.val_ratio,
+        seed=split.random_seed,
+        stratify=split.stratify_enabled,
+        rare_class_threshold=split.rare_class_threshold,
+        min_samples_per_class=split.min_samples_per_class,
+    )
+    eval_keys = {cur.keys[i] for i in result.eval} - {None}
+    leaked = sum(1 for i in (*result.train, *result.val) if cur.keys[i] in eval_keys)
+    if leaked:  # dedup makes this impossible; checked anyway because the guarantee matters downstream
+        raise DataError(f"{leaked} train/val records share user content with eval records; this is a bug.")
+    timings["split"] = time.perf_counter() - t0
+
+    # 7. second streaming pass: mask, format, write.
+    t0 = time.perf_counter()
+    code = np.full(cur.total, -1, dtype=np.int8)
+    for split_code, indices in ((EVAL, result.eval), (TRAIN, result.train), (VAL, result.val)):
+        code[[cur.positions[i] for i in indices]] = split_code
+    pool_rng = np.random.default_rng(result.seed)
+    pool_positions = {
+        cur.positions[i]
+        for i in (
+            pool_rng.choice(result.train, size=icl_pool_size, replace=False)
+            if len(result.train) > icl_pool_size
+            else result.train
+        )
+    }
+    masked: Counter[str] = Counter()
+    writers = {name: _Writer(out_dir / ARTIFACTS[name]) for name in ("eval", "train", "val")}
+    eval_records: list[dict[str, Any]] = []
+    pool: list[dict[str, Any]] = []
+    mask = curation.pii == "mask"
+    workload_type = cur.workload_type
+    max_row_id = max(cur.row_ids) if cur.row_ids else None
+    try:
+        second = stream_records(
+            engine, workload_id, client_id, since=since, until=until, max_row_id=max_row_id, limit=cur.total
+        )
+        seen = 0
+        for position, (row_id, data) in enumerate(second):
+            seen += 1
+            if row_id != cur.row_ids[position]:
+                raise DataError(
+                    f"The logs of workload {workload_id!r} / client {client_id!r} changed while the datasets were "
+                    "being built (records deleted or re-timestamped); run the build again."
+                )
+            which = code[position]
+            if which < 0:
+                continue
+            record = validate_record(
+                orjson.loads(data),
+                max_tool_properties=curation.max_tool_properties,
+                parse_arguments=split.parse_function_arguments,
+            )
+            if isinstance(record, Rejected):  # cannot happen: the same pure check passed in the first pass
+                raise DataError(f"record {row_id} failed validation on the second pass: {record.reason}")
+            if mask:
+                record = mask_record(record, masked)
+            if which == EVAL:
+                eval_record = to_eval_record(record)
+                eval_records.append(eval_record)
+                writers["eval"].write(eval_record)
+            else:
+                writers["train" if which == TRAIN else "val"].write(to_training_example(record, workload_type))
+                if position in pool_positions:
+                    pool.append(record)
+        second.close()
+        if seen != cur.total:
+            raise DataError(
+                f"The logs of workload {workload_id!r} / client {client_id!r} changed while the datasets were being "
+                "built; run the build again."
+            )
+    finally:
+        artifacts = {name: w.close() for name, w in writers.items()}
+    timings["write"] = time.perf_counter() - t0
+
+    # 8. ICL eval set.
+    t0 = time.perf_counter()
+    icl_stats: dict[str, Any] = {"selection": icl.example_selection, "skipped": not with_icl}
+    if with_icl:
+        if (
+            embedder is None
+            and icl.example_selection == "semantic_similarity"
+            and icl.similarity_config is not None
+            and icl.similarity_config.embedding_nim_config is not None
+        ):
+            embedder = embedder_from_config(icl.similarity_config.embedding_nim_config, os.environ)
+        icl_records, stats = build_icl_records(
+            eval_records, pool, icl, workload_type=workload_type, embedder=embedder, tokenizer=tokenizer
+        )
+        icl_stats = stats.as_dict()
+        writer = _Writer(out_dir / ARTIFACTS["icl_eval"])
+        for rec in icl_records:
+            writer.write(rec)
+        artifacts["icl_eval"] = writer.close()
+    timings["icl"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - started
+
+    classes = result.class_counts(cur.labels)
+    manifest: dict[str, Any] = {
+        "manifest_version": MANIFEST_VERSION,
+        "workload_id": workload_id,
+        "client_id": client_id,
+        "created_at": time.time(),
+        "workload_type": workload_type,
+        "workload_evidence": {**cur.evidence.as_dict(), "requested": evaluation.workload_type},
+        "total": cur.total,
+        "rejected": dict(cur.rejected.most_common()),
+        "deduplicated": cur.deduplicated,
+        "near_duplicates": cur.near_duplicates,
+        "selected": len(cur.positions),
+        "steps": cur.counts(),
+        "eval": {"count": len(result.eval), "classes": classes["eval"]},
+        "train": {"count": len(result.train), "classes": classes["train"]},
+        "val": {"count": len(result.val), "classes": classes["val"]},
+        "split": {"seed": result.seed, "decisions": result.decisions},
+        "leakage": {"train_or_val_records_sharing_eval_user_content": leaked},
+        "pii": {"mode": curation.pii, "masked": dict(masked.most_common())},
+        "icl": icl_stats,
+        "time_window": {"since": since, "until": until},
+        "artifacts": artifacts,
+        "config": {
+            "data_split_config": split.model_dump(mode="json"),
+            "icl_config": icl.model_dump(mode="json"),
+            "evaluation_config": evaluation.model_dump(mode="json"),
+            "curation": curation.model_dump(mode="json"),
+        },
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    return DatasetBuild(out_dir=out_dir, manifest=manifest, paths={k: Path(v["path"]) for k, v in artifacts.items()})

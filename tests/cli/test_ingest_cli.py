@@ -1,0 +1,66 @@
+"""`flywheel ingest`: JSON counts, exit codes and clean error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from factories import chat_record
+from flywheel.cli.main import cli
+
+
+@pytest.fixture
+def env(home: Path, sqlite_url: str) -> dict[str, str]:
+    return {"FLYWHEEL_HOME": str(home), "FLYWHEEL_DATABASE_URL": sqlite_url}
+
+
+def test_json_counts_add_up_to_non_blank_lines(tmp_path: Path, env: dict[str, str]) -> None:
+    path = tmp_path / "logs.jsonl"
+    lines = [json.dumps(chat_record(f"q{i}", timestamp=i)) for i in range(5)]
+    lines += ["", "garbage", json.dumps(chat_record("q0", timestamp=0)), json.dumps({"request": {}})]
+    path.write_text("\n".join(lines))
+    result = CliRunner().invoke(cli, ["ingest", str(path), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert (out["accepted"], out["duplicates"], out["quarantined"]) == (5, 1, 2)
+    assert out["accepted"] + out["duplicates"] + out["quarantined"] == 8
+    assert out["quarantine_reasons"] == {"not valid JSON": 1, "missing workload_id": 1}
+
+
+def test_human_output_and_second_run_is_all_duplicates(tmp_path: Path, env: dict[str, str]) -> None:
+    path = tmp_path / "logs.jsonl"
+    path.write_text(json.dumps(chat_record()))
+    runner = CliRunner()
+    assert "1 records stored" in runner.invoke(cli, ["ingest", str(path)], env=env).output
+    assert "1 duplicates skipped" in runner.invoke(cli, ["ingest", str(path)], env=env).output
+
+
+def test_missing_file_is_a_clean_error(tmp_path: Path, env: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "none.jsonl")], env=env)
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_invalid_config_is_reported_with_key_paths(tmp_path: Path, env: dict[str, str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data_split_config: {eval_size: 0, nope: 1}\n")
+    result = CliRunner().invoke(cli, ["--config", str(bad), "config", "check"], env=env)
+    assert result.exit_code == 2
+    assert "data_split_config.eval_size" in result.output and "data_split_config.nope" in result.output
+
+
+def test_help_works_without_loading_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from flywheel.cli.main import cli; from click.testing import CliRunner; "
+        "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0, r.output; "
+        "import flywheel; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"

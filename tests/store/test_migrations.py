@@ -1,0 +1,56 @@
+"""Migrations: an empty database migrates to exactly the schema the code declares, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+
+from flywheel.errors import StoreError
+from flywheel.store import connect, current_revision, head_revision, metadata, migrate
+
+
+def test_empty_database_migrates_to_the_declared_schema(store_url: str) -> None:
+    engine = connect(store_url)
+    assert current_revision(engine) is None
+    migrate(engine)
+    assert current_revision(engine) == head_revision()
+    insp = inspect(engine)
+    assert set(insp.get_table_names()) == set(metadata.tables) | {"alembic_version"}
+    for table in metadata.sorted_tables:
+        columns = {c["name"]: c for c in insp.get_columns(table.name)}
+        assert set(columns) == {c.name for c in table.columns}, table.name
+        for column in table.columns:
+            assert columns[column.name]["nullable"] == column.nullable, (table.name, column.name)
+        declared_indexes = {tuple(c.name for c in ix.columns) for ix in table.indexes}
+        found_indexes = {tuple(ix["column_names"]) for ix in insp.get_indexes(table.name)}
+        assert declared_indexes <= found_indexes, table.name
+    uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("log_records")}
+    assert ("record_hash",) in uniques
+    engine.dispose()
+
+
+def test_migrating_twice_is_a_no_op(store_url: str) -> None:
+    engine = connect(store_url)
+    migrate(engine)
+    migrate(engine)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_migration_names_are_append_only_and_ordered() -> None:
+    from pathlib import Path
+
+    import flywheel.store
+
+    versions = Path(flywheel.store.__file__).parent / "migrations" / "versions"
+    names = sorted(p.stem for p in versions.glob("[0-9]*.py"))
+    assert names[0] == "0001_log_records"
+    assert [int(n.split("_")[0]) for n in names] == list(range(1, len(names) + 1))
+
+
+def test_unreachable_postgres_gives_a_clear_error_without_password() -> None:
+    engine = connect("postgresql://user:hunter2@127.0.0.1:1/nowhere")
+    with pytest.raises(StoreError) as info:
+        migrate(engine)
+    assert "hunter2" not in str(info.value)
+    assert "FLYWHEEL_DATABASE_URL" in str(info.value)
