@@ -64,3 +64,9 @@ def test_help_works_without_loading_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_serve_refuses_a_public_address_without_api_keys(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0"], env=env)
+    assert result.exit_code == 2
+    assert "FLYWHEEL_API_KEYS" in result.output and "--insecure" in result.output

@@ -46,9 +46,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from flywheel.cli import config_cmd, ingest, serve
+    from flywheel.cli import config_cmd, ingest, score, serve
 
-    for command in (ingest.ingest, config_cmd.config, config_cmd.db, serve.serve):
+    for command in (ingest.ingest, config_cmd.config, config_cmd.db, serve.serve, score.score):
         cli.add_command(command)
 
 

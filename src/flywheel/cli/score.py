@@ -11,21 +11,15 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from flywheel.backends._types import Generation
-from flywheel.errors import DataError, FlywheelError
-from flywheel.pipeline.evaluate import (
-    EvaluationResult,
-    Judge,
-    build_judge,
-    evaluate,
-    prediction_to_generation,
-    resolve_judge_api_key,
-)
-from flywheel.pipeline.evaluate._answers import record_id
+from flywheel.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from flywheel.backends._types import Generation
+    from flywheel.pipeline.evaluate import EvaluationResult, Judge
 
 _WORKLOAD_CHOICES = ["auto", "classification", "tool_calling", "generic"]
 
@@ -60,6 +54,10 @@ def align_predictions(
 ) -> list[Generation]:
     """One :class:`Generation` per reference: matched by record id when every prediction has one that matches a
     reference, else by position (then the counts must agree). A reference without a prediction gets an error."""
+    from flywheel.backends._types import Generation
+    from flywheel.pipeline.evaluate import prediction_to_generation
+    from flywheel.pipeline.evaluate._answers import record_id
+
     keys = [_prediction_key(p) for p in predictions]
     ref_ids = [record_id(r, i) for i, r in enumerate(references)]
     if predictions and all(k is not None for k in keys) and set(keys) <= set(ref_ids):
@@ -80,6 +78,7 @@ def align_predictions(
 
 def _judge_from_options(settings: Any, judge_url: str | None, judge_model: str | None) -> Judge:
     from flywheel.config import LLMJudgeConfig
+    from flywheel.pipeline.evaluate import build_judge, resolve_judge_api_key
 
     config = getattr(getattr(settings, "config", None), "llm_judge_config", None)
     if judge_url or judge_model:
@@ -89,7 +88,12 @@ def _judge_from_options(settings: Any, judge_url: str | None, judge_model: str |
             base["url"] = judge_url
         if judge_model:
             base["model_name"] = judge_model
-        config = LLMJudgeConfig.model_validate(base)
+        try:
+            config = LLMJudgeConfig.model_validate(base)
+        except ValueError as exc:  # pydantic's ValidationError
+            raise ConfigError(
+                f"Invalid judge options: {exc}. Pass both --judge-url and --judge-model."
+            ) from exc
     if config is None:
         raise DataError(
             "--judge needs a judge: set llm_judge_config in the configuration file or pass --judge-url and "
@@ -177,6 +181,8 @@ def score(
     seed: int,
 ) -> None:
     """Score candidate answers (PRED.jsonl) against the teacher's logged answers (EVAL.jsonl)."""
+    from flywheel.pipeline.evaluate import evaluate
+
     settings = ctx.obj
     evaluation_config = getattr(getattr(settings, "config", None), "evaluation_config", None)
     if workload_type is None:
@@ -185,7 +191,7 @@ def score(
         bootstrap_samples = evaluation_config.bootstrap_samples if evaluation_config is not None else 1000
     confidence = evaluation_config.confidence if evaluation_config is not None else 0.95
     the_judge: Judge | None = None
-    try:
+    try:  # FlywheelError propagates: the root group prints it without a traceback (exit status 2)
         refs = read_jsonl(references)
         generations = align_predictions(refs, read_jsonl(predictions))
         if judge or judge_url or judge_model:
@@ -201,8 +207,6 @@ def score(
             confidence=confidence,
             seed=seed,
         )
-    except FlywheelError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         if the_judge is not None:
             the_judge.close()

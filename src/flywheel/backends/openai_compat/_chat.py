@@ -116,6 +116,8 @@ class OpenAICompatBackend:
         backoff_s: First backoff delay; doubles each retry (with jitter), capped at ``max_backoff_s``.
         max_backoff_s: Longest wait between attempts, also the cap applied to ``Retry-After``.
         extra_body: Extra JSON fields merged into every request body (e.g. ``{"top_p": 1}``).
+        tool_choice: Sent as ``tool_choice`` with requests that carry tools (the reference evaluates tool calling
+            with ``"required"``); ``None`` leaves the server's default.
         headers: Extra HTTP headers.
         transport: An ``httpx`` transport, for tests or custom networking.
         sleep: The function used to wait between retries (tests record the delays instead of sleeping).
@@ -133,6 +135,7 @@ class OpenAICompatBackend:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         extra_body: Mapping[str, Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -150,6 +153,7 @@ class OpenAICompatBackend:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.extra_body = dict(extra_body or {})
+        self.tool_choice = tool_choice
         self._sleep = sleep
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
@@ -197,6 +201,8 @@ class OpenAICompatBackend:
         }
         if request.tools:
             body["tools"] = request.tools
+            if self.tool_choice is not None:
+                body["tool_choice"] = self.tool_choice
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
         if request.stop:
@@ -212,6 +218,7 @@ class OpenAICompatBackend:
         return min(self.backoff_s * (2**attempt) * jitter, self.max_backoff_s)
 
     def _generate_one(self, request: ChatRequest) -> Generation:
+        # latency_s is the successful attempt's round trip (model speed), not including retries and backoff.
         body = self._body(request)
         last_error = "no attempt made"
         for attempt in range(self.max_retries + 1):

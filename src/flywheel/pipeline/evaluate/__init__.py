@@ -2,6 +2,7 @@
 
 Entry points::
 
+    generations = candidate_backend.generate(candidate_requests(eval_records))
     judge = build_judge(llm_judge_config, api_key)            # or None: judge metrics "not computed"
     result = evaluate(eval_records, generations, "auto", judge, candidate_model="my-model")
     result.scores            # {"f1_score": 0.82, "accuracy": 0.85, ...}  (reference keys)
@@ -24,11 +25,13 @@ Usage (``usage`` in the JSON): ``latency_p50_s``, ``latency_p95_s``, ``prompt_to
 from flywheel.pipeline.evaluate._answers import (
     Answer,
     answer_from_response,
+    candidate_requests,
     detect_workload_type,
     prediction_to_generation,
     teacher_answer,
 )
 from flywheel.pipeline.evaluate._classification import (
+    NO_LABEL,
     ClassificationReport,
     ClassScores,
     bracket_label,
@@ -74,6 +77,7 @@ from flywheel.pipeline.evaluate._tool_calling import (
 __all__ = [
     "JUDGE_METRICS",
     "METRICS",
+    "NO_LABEL",
     "WORKLOAD_TYPES",
     "Answer",
     "ClassScores",
@@ -98,6 +102,7 @@ __all__ = [
     "bracket_label",
     "build_judge",
     "calls_exact_match",
+    "candidate_requests",
     "classification_report",
     "compare",
     "detect_workload_type",

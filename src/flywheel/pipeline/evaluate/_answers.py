@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flywheel.backends._types import Generation, Message
+from flywheel.backends._types import ChatRequest, Generation, Message
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,30 @@ def detect_workload_type(records: list[Mapping[str, Any]]) -> str:
     if texts and all(bracket_label(t) is not None for t in texts):
         return "classification"
     return "generic"
+
+
+def candidate_requests(
+    eval_records: list[Mapping[str, Any]] | tuple[Mapping[str, Any], ...],
+    max_tokens: int | None = None,
+) -> list[ChatRequest]:
+    """The requests a candidate answers: each record's logged messages and tools, tagged with its record id.
+
+    This is how the base, ICL and customized evaluations query a candidate (the ICL records carry the few-shot
+    system message already), so all three are asked the same way.
+    """
+    out = []
+    for i, record in enumerate(eval_records):
+        request = record.get("request") if isinstance(record.get("request"), Mapping) else {}
+        assert isinstance(request, Mapping)
+        tools = (
+            request.get("tools") if isinstance(request.get("tools"), list) and request.get("tools") else None
+        )
+        out.append(
+            ChatRequest(
+                messages=prompt_messages(record),
+                tools=tools,
+                max_tokens=max_tokens,
+                request_id=record_id(record, i),
+            )
+        )
+    return out

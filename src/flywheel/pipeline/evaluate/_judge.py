@@ -151,7 +151,7 @@ _LABELLED = re.compile(
     r"\b(?:rating|score|similarity|grade)\b[^\d\n]{0,12}?(\d+(?:\.\d+)?)(?![\d.]*\s*/\s*\d)", re.IGNORECASE
 )
 _BARE = re.compile(r"^\W*(\d+(?:\.\d+)?)\W*$")
-_INTEGERS = re.compile(r"(?<![\w.])(\d+)(?![\w.]|\.\d)")
+_INTEGERS = re.compile(r"(?<![\w.])(\d+)(?!\w|\.\d)")
 
 
 def parse_similarity(reply: str | None) -> Grade:

@@ -6,8 +6,10 @@ calls in one answer (parallel calls) are compared as a multiset, so their order 
 
 Per-sample definitions (the reported scores are means over samples):
 
-* ``function_name`` — 1 if the first call's function name equals the teacher's first call's name (the reference's
-  key and meaning). When the teacher made no call, 1 if the candidate made none either.
+* ``function_name`` — 1 if the candidate calls the same functions as the teacher. For the usual single call this is
+  the reference's meaning (the first call's name equals the teacher's); with several calls the names are compared
+  as a multiset, so parallel calls in another order still count. When the teacher made no call, 1 if the candidate
+  made none either.
 * ``function_name_and_args_accuracy`` — 1 if the multiset of normalised calls (name + arguments) equals the teacher's.
 * ``function_args_f1`` — partial credit: F1 between the multisets of ``(function, argument, normalised value)``
   items of the two answers (a call without arguments contributes one ``(function, -, -)`` item). Extra arguments cost
@@ -87,10 +89,8 @@ def normalize_calls(calls: Sequence[Any] | None) -> list[NormalizedCall]:
 
 
 def function_name_match(teacher: Sequence[NormalizedCall], candidate: Sequence[NormalizedCall]) -> float:
-    """1.0 if the first calls' names agree (or neither side made a call), else 0.0."""
-    if not teacher:
-        return 1.0 if not candidate else 0.0
-    return 1.0 if candidate and candidate[0].name == teacher[0].name else 0.0
+    """1.0 if both answers call the same functions (names as a multiset; neither calling counts), else 0.0."""
+    return 1.0 if Counter(c.name for c in teacher) == Counter(c.name for c in candidate) else 0.0
 
 
 def calls_exact_match(teacher: Sequence[NormalizedCall], candidate: Sequence[NormalizedCall]) -> float:

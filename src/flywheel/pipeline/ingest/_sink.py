@@ -3,10 +3,15 @@
 Insert-or-ignore on the record hash makes ingestion idempotent. Each dialect gets its fast path: ``executemany``
 of ``INSERT OR IGNORE`` on SQLite; ``COPY`` into a temporary table and ``INSERT … ON CONFLICT DO NOTHING`` on
 PostgreSQL. Each batch is its own transaction, so memory stays constant and a crash loses at most one batch.
+
+Writes run on a background thread while the caller parses the next batch (both database drivers release the GIL
+while the database works), with at most two batches in flight.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -85,7 +90,9 @@ class RecordSink:
         self._pending_dups = 0
         self._quarantine: list[dict[str, Any]] = []
         self._started = 0.0
-        self._raw: Any = None
+        self._jobs: queue.Queue[tuple[list[tuple[Any, ...]], int, list[dict[str, Any]]] | None] = queue.Queue(2)
+        self._writer: threading.Thread | None = None
+        self._writer_error: BaseException | None = None
         self._dialect = engine.dialect.name
         if self._dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"Unsupported database {self._dialect!r}; use SQLite or PostgreSQL.")
@@ -106,21 +113,21 @@ class RecordSink:
                     quarantined=0,
                 )
             )
-        self._raw = self.engine.raw_connection()
+        self._writer = threading.Thread(target=self._write_loop, name="flywheel-ingest-writer", daemon=True)
+        self._writer.start()
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         error = None
         try:
             self.flush()
+            self._stop_writer()
         except Exception as flush_exc:  # keep the first error; the ingestion row must still be finalised
             error = f"{type(flush_exc).__name__}: {flush_exc}"
             if exc is None:
                 raise
         finally:
-            if self._raw is not None:
-                self._raw.close()
-                self._raw = None
+            self._stop_writer()
             if exc is not None:
                 error = f"{exc_type.__name__ if exc_type else 'Error'}: {exc}"
             self.report.seconds = time.time() - self._started
@@ -178,21 +185,47 @@ class RecordSink:
     # -- writing ------------------------------------------------------------------------------------------
 
     def flush(self) -> None:
+        """Hand the buffered records and quarantined items to the writer thread."""
+        self._raise_writer_error()
         rows = list(self._records.values())
         self._records.clear()
-        if rows:
-            inserted = self._write_records(rows)
-            self.report.accepted += inserted
-            self.report.duplicates += len(rows) - inserted
-        self.report.duplicates += self._pending_dups
-        self._pending_dups = 0
-        if self._quarantine:
-            batch, self._quarantine = self._quarantine, []
-            with self.engine.begin() as conn:
-                conn.execute(insert(quarantined_records), batch)
+        dups, self._pending_dups = self._pending_dups, 0
+        quarantine, self._quarantine = self._quarantine, []
+        if rows or dups or quarantine:
+            self._jobs.put((rows, dups, quarantine))
 
-    def _write_records(self, rows: list[tuple[Any, ...]]) -> int:
-        raw = self._raw
+    def _raise_writer_error(self) -> None:
+        if self._writer_error is not None:
+            raise StoreError(f"Writing to the store failed: {self._writer_error}") from self._writer_error
+
+    def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._jobs.put(None)
+            self._writer.join()
+            self._writer = None
+            self._raise_writer_error()
+
+    def _write_loop(self) -> None:
+        raw = self.engine.raw_connection()
+        try:
+            while (job := self._jobs.get()) is not None:
+                if self._writer_error is not None:
+                    continue  # drain so the producer never blocks; the error is raised on its side
+                rows, dups, quarantine = job
+                try:
+                    inserted = self._write_records(raw, rows) if rows else 0
+                    if quarantine:
+                        with self.engine.begin() as conn:
+                            conn.execute(insert(quarantined_records), quarantine)
+                except BaseException as exc:
+                    self._writer_error = exc
+                    continue
+                self.report.accepted += inserted
+                self.report.duplicates += len(rows) - inserted + dups
+        finally:
+            raw.close()
+
+    def _write_records(self, raw: Any, rows: list[tuple[Any, ...]]) -> int:
         cur = raw.cursor()
         try:
             if self._dialect == "sqlite":
