@@ -24,6 +24,11 @@ def test_empty_database_migrates_to_the_declared_schema(store_url: str) -> None:
         declared_indexes = {tuple(c.name for c in ix.columns) for ix in table.indexes}
         found_indexes = {tuple(ix["column_names"]) for ix in insp.get_indexes(table.name)}
         assert declared_indexes <= found_indexes, table.name
+        declared_fks = {(fk.parent.name, fk.column.table.name) for fk in table.foreign_keys}
+        found_fks = {
+            (fk["constrained_columns"][0], fk["referred_table"]) for fk in insp.get_foreign_keys(table.name)
+        }
+        assert declared_fks == found_fks, table.name
     uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("log_records")}
     assert ("record_hash",) in uniques
     engine.dispose()
@@ -44,7 +49,7 @@ def test_migration_names_are_append_only_and_ordered() -> None:
 
     versions = Path(flywheel.store.__file__).parent / "migrations" / "versions"
     names = sorted(p.stem for p in versions.glob("[0-9]*.py"))
-    assert names[0] == "0001_log_records"
+    assert names[:2] == ["0001_log_records", "0002_jobs"]
     assert [int(n.split("_")[0]) for n in names] == list(range(1, len(names) + 1))
 
 

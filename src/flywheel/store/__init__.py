@@ -1,13 +1,30 @@
 """The store: SQLAlchemy 2 over a SQLite file (embedded default) or PostgreSQL (server), with named migrations."""
 
 from flywheel.store._engine import connect, current_revision, head_revision, migrate, open_store, table_names
-from flywheel.store._schema import ingestions, log_records, metadata, quarantined_records
+from flywheel.store._schema import (
+    customizations,
+    evaluation_samples,
+    evaluations,
+    ingestions,
+    job_candidates,
+    job_steps,
+    jobs,
+    log_records,
+    metadata,
+    quarantined_records,
+)
 
 __all__ = [
     "connect",
     "current_revision",
+    "customizations",
+    "evaluation_samples",
+    "evaluations",
     "head_revision",
     "ingestions",
+    "job_candidates",
+    "job_steps",
+    "jobs",
     "log_records",
     "metadata",
     "migrate",
