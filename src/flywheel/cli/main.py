@@ -46,9 +46,17 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from flywheel.cli import config_cmd, ingest, score, serve
+    from flywheel.cli import config_cmd, ingest, jobs, score, serve
 
-    for command in (ingest.ingest, config_cmd.config, config_cmd.db, serve.serve, score.score):
+    for command in (
+        ingest.ingest,
+        jobs.run,
+        jobs.jobs,
+        serve.serve,
+        score.score,
+        config_cmd.config,
+        config_cmd.db,
+    ):
         cli.add_command(command)
 
 

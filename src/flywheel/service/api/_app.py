@@ -12,14 +12,25 @@ from fastapi.responses import JSONResponse
 from flywheel import __version__
 from flywheel.config import Settings
 from flywheel.errors import ConfigError, ConflictError, DataError, FlywheelError, NotFoundError
-from flywheel.service.api import _logs
+from flywheel.service.api import _jobs, _logs
 from flywheel.service.api._auth import make_auth_dependency
 
 _STATUS = {NotFoundError: 404, ConflictError: 409, ConfigError: 422, DataError: 422}
 
 
-def create_app(settings: Settings, *, engine: Any = None) -> FastAPI:
-    """The API for ``settings``. The store is opened (and migrated) at start-up unless ``engine`` is given."""
+def create_app(
+    settings: Settings,
+    *,
+    engine: Any = None,
+    executor: Any = None,
+    backends: Any = None,
+) -> FastAPI:
+    """The API for ``settings``.
+
+    The store is opened (and migrated) at start-up unless ``engine`` is given. With the in-process executor (the
+    embedded default) a job worker thread runs inside the server and picks up unfinished jobs left by a previous
+    process; ``executor`` (anything with ``submit(job_id)``) replaces it, ``backends`` replaces the model backends.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -30,9 +41,18 @@ def create_app(settings: Settings, *, engine: Any = None) -> FastAPI:
             app.state.engine = open_store(settings.database_url)
         else:
             app.state.engine = engine
+        own_executor = executor is None
+        if own_executor:
+            from flywheel.service.workers import start_inprocess_executor
+
+            app.state.executor = start_inprocess_executor(settings, app.state.engine, backends=backends)
+        else:
+            app.state.executor = executor
         try:
             yield
         finally:
+            if own_executor:
+                app.state.executor.stop(timeout=1.0)
             if owned:
                 app.state.engine.dispose()
 
@@ -55,4 +75,5 @@ def create_app(settings: Settings, *, engine: Any = None) -> FastAPI:
 
     auth = [Depends(make_auth_dependency(settings.api_keys))]
     app.include_router(_logs.router, prefix="/api", dependencies=auth)
+    app.include_router(_jobs.router, prefix="/api", dependencies=auth)
     return app

@@ -1,0 +1,205 @@
+"""``flywheel run`` (a job in the foreground) and ``flywheel jobs list|show|cancel|delete``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import click
+
+from flywheel.cli._context import settings_from
+
+
+def _store(ctx: click.Context) -> tuple[Any, Any]:
+    from flywheel.service.jobs import JobRepository
+    from flywheel.store import open_store
+
+    settings = settings_from(ctx)
+    engine = open_store(settings.database_url)
+    return settings, JobRepository(engine)
+
+
+def _fmt_metric(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return "–"
+    if entry.get("status") == "not_computed" or entry.get("value") is None:
+        return "not computed"
+    value, low, high = entry.get("value"), entry.get("ci_low"), entry.get("ci_high")
+    text = f"{value:.3f}"
+    if low is not None and high is not None:
+        text += f" [{low:.3f}, {high:.3f}]"
+    return text + f" n={entry.get('n')}"
+
+
+def results_table(detail: dict[str, Any]) -> Any:
+    """A rich table: one row per candidate × evaluation, scores with 95% intervals."""
+    from rich.table import Table
+
+    table = Table(title=f"flywheel run {detail['id']} — {detail['status']}")
+    table.add_column("candidate")
+    table.add_column("evaluation")
+    table.add_column("metric")
+    table.add_column("score [95% CI]")
+    table.add_column("p50 latency s", justify="right")
+    for nim in detail["nims"]:
+        for ev in nim["evaluations"]:
+            metrics = ev.get("metrics") or {}
+            keys = list(ev.get("scores") or {}) or list(metrics)
+            latency = (ev.get("usage") or {}).get("latency_p50_s") or {}
+            lat = f"{latency['value']:.2f}" if isinstance(latency, dict) and latency.get("value") is not None else "–"
+            if ev.get("error") or not keys:
+                table.add_row(nim["model_name"], ev["eval_type"], "–", ev.get("error") or ev.get("status", ""), lat)
+                continue
+            for i, key in enumerate(keys):
+                table.add_row(
+                    nim["model_name"] if i == 0 else "",
+                    ev["eval_type"] if i == 0 else "",
+                    key,
+                    _fmt_metric(metrics.get(key)),
+                    lat if i == 0 else "",
+                )
+        for cust in nim["customizations"]:
+            table.add_row(
+                nim["model_name"],
+                "customization",
+                "steps",
+                f"{cust['steps_completed']} ({cust['status']})" + (f": {cust['error']}" if cust.get("error") else ""),
+                "",
+            )
+    return table
+
+
+@click.command()
+@click.option("--workload-id", required=True, help="Workload whose logs are used.")
+@click.option("--client-id", required=True, help="Client whose logs are used.")
+@click.option("--candidate", "candidates", multiple=True, help="Run only this candidate (repeatable).")
+@click.option("--eval-size", type=int, help="Override data_split_config.eval_size.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job detail as JSON at the end.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    workload_id: str,
+    client_id: str,
+    candidates: tuple[str, ...],
+    eval_size: int | None,
+    as_json: bool,
+) -> None:
+    """Run the flywheel for one workload in the foreground. Ctrl-C cancels cleanly (finished steps are kept)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flywheel.service.jobs import JobRequest, JobRunner, default_backends, submit_job
+
+    settings, repo = _store(ctx)
+    request = JobRequest(
+        workload_id=workload_id,
+        client_id=client_id,
+        candidates=list(candidates) or None,
+        data_split_config={"eval_size": eval_size} if eval_size is not None else None,
+    )
+    job_id = submit_job(repo, settings.config, request)
+    runner = JobRunner(repo, home=settings.home, backends=default_backends(settings), env=settings.env)
+    outcome: dict[str, str] = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("status", runner.run(job_id)), daemon=True)
+    console = Console(stderr=True)
+    console.print(f"job {job_id}: {workload_id} / {client_id}")
+    thread.start()
+    with Progress(
+        TextColumn("{task.description:<40}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}% {task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json or not console.is_terminal,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+        try:
+            while thread.is_alive():
+                _update_progress(progress, tasks, repo.detail(job_id))
+                thread.join(0.5)
+        except KeyboardInterrupt:
+            console.print("cancelling… (finished steps are kept)")
+            repo.request_cancel(job_id)
+            thread.join()
+        _update_progress(progress, tasks, repo.detail(job_id))
+    detail = repo.detail(job_id)
+    repo.engine.dispose()
+    if as_json:
+        click.echo(json.dumps(detail, indent=2))
+    else:
+        Console().print(results_table(detail))
+        if detail.get("error"):
+            click.echo(f"error: {detail['error']}", err=True)
+    if detail["status"] != "completed":
+        ctx.exit(1)
+
+
+def _update_progress(progress: Any, tasks: dict[str, Any], detail: dict[str, Any]) -> None:
+    for step in detail.get("steps", []):
+        if step["kind"] == "finalize":
+            continue
+        if step["name"] not in tasks:
+            tasks[step["name"]] = progress.add_task(step["name"], total=100, status=step["status"])
+        progress.update(tasks[step["name"]], completed=step["progress"], status=step["status"])
+
+
+@click.group()
+def jobs() -> None:
+    """List, inspect, cancel and delete flywheel runs in the local store."""
+
+
+@jobs.command("list")
+@click.option("--workload-id", help="Only this workload.")
+@click.option("--status", help="Only jobs in this status.")
+@click.option("--limit", default=20, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def jobs_list(ctx: click.Context, workload_id: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """Jobs, newest first."""
+    _, repo = _store(ctx)
+    page, total = repo.list_jobs(workload_id=workload_id, status=status, limit=limit)
+    if as_json:
+        click.echo(json.dumps({"jobs": page, "total": total}, indent=2))
+        return
+    for job in page:
+        click.echo(f"{job['id']}  {job['status']:<10} {job['workload_id']}/{job['client_id']}  {job['started_at']}")
+    click.echo(f"{len(page)} of {total} job(s)")
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """One job in detail."""
+    from rich.console import Console
+
+    _, repo = _store(ctx)
+    detail = repo.detail(job_id)
+    if as_json:
+        click.echo(json.dumps(detail, indent=2))
+    else:
+        Console().print(results_table(detail))
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@click.pass_context
+def jobs_cancel(ctx: click.Context, job_id: str) -> None:
+    """Ask a running job to stop (its worker stops between training steps / evaluation batches)."""
+    _, repo = _store(ctx)
+    click.echo(repo.request_cancel(job_id))
+
+
+@jobs.command("delete")
+@click.argument("job_id")
+@click.pass_context
+def jobs_delete(ctx: click.Context, job_id: str) -> None:
+    """Delete a finished job with its datasets and adapters."""
+    from flywheel.service.jobs import remove_job
+
+    settings, repo = _store(ctx)
+    remove_job(repo, settings.home, job_id)
+    click.echo(f"Job {job_id} deleted.")
+

@@ -1,0 +1,76 @@
+"""Answering an eval set with a candidate and scoring it against the teacher."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from flywheel.backends import ChatRequest, Generation, InferenceBackend
+from flywheel.errors import JobCancelled
+from flywheel.pipeline.evaluate import EvaluationResult, Judge, candidate_requests, evaluate
+
+
+def generate_answers(
+    backend: InferenceBackend,
+    requests: Sequence[ChatRequest],
+    *,
+    batch_size: int = 16,
+    on_progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Generation]:
+    """Ask ``backend`` every request, ``batch_size`` at a time, checking for cancellation between batches.
+
+    ``on_progress`` receives the fraction done (0–1) after every batch. Raises :class:`JobCancelled` when
+    ``should_stop`` returns true.
+    """
+    out: list[Generation] = []
+    total = len(requests)
+    for start in range(0, total, batch_size):
+        if should_stop is not None and should_stop():
+            raise JobCancelled(f"Cancelled after {start} of {total} answers.")
+        out.extend(backend.generate(requests[start : start + batch_size]))
+        if on_progress is not None:
+            on_progress(len(out) / total)
+    return out
+
+
+def run_evaluation(
+    backend: InferenceBackend,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    workload_type: str,
+    judge: Judge | None,
+    candidate_model: str,
+    no_judge_reason: str,
+    max_tokens: int | None = None,
+    batch_size: int = 16,
+    bootstrap_samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    on_progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> EvaluationResult:
+    """Answer ``records`` with the candidate and score the answers (judge calls included)."""
+    requests = candidate_requests(list(records), max_tokens=max_tokens)
+    # Answering takes almost all the time; the last 5 % of the progress bar is the scoring.
+    generations = generate_answers(
+        backend,
+        requests,
+        batch_size=batch_size,
+        on_progress=(lambda f: on_progress(0.95 * f)) if on_progress else None,
+        should_stop=should_stop,
+    )
+    result = evaluate(
+        records,
+        generations,
+        workload_type,
+        judge,
+        candidate_model=candidate_model,
+        no_judge_reason=no_judge_reason,
+        bootstrap_samples=bootstrap_samples,
+        confidence=confidence,
+        seed=seed,
+    )
+    if on_progress is not None:
+        on_progress(1.0)
+    return result

@@ -1,0 +1,82 @@
+"""``/api/jobs``: start, list, inspect, cancel and delete flywheel runs (paths and shapes of the reference)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from flywheel.service.jobs import JobRepository, JobRequest, remove_job, submit_job
+
+router = APIRouter(tags=["jobs"])
+
+JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+
+class JobResponse(BaseModel):
+    id: str
+    status: str = Field(description="Always 'queued' (as in the reference); the job itself starts 'pending'.")
+    message: str
+
+
+class JobListResponse(BaseModel):
+    jobs: list[dict[str, Any]]
+    total: int = Field(description="Jobs matching the filters.")
+    limit: int
+    offset: int
+
+
+class JobActionResponse(BaseModel):
+    id: str
+    message: str
+
+
+def _repo(request: Request) -> JobRepository:
+    return JobRepository(request.app.state.engine)
+
+
+@router.post("/jobs", response_model=JobResponse, summary="Start a flywheel run")
+async def create_job(body: JobRequest, request: Request) -> JobResponse:
+    """Queue a run for one ``(workload_id, client_id)``. Overrides are validated now (422 naming the field)."""
+    settings = request.app.state.settings
+    job_id = await run_in_threadpool(submit_job, _repo(request), settings.config, body)
+    request.app.state.executor.submit(job_id)
+    return JobResponse(id=job_id, status="queued", message="NIM workflow started")
+
+
+@router.get("/jobs", response_model=JobListResponse, summary="List flywheel runs")
+async def list_jobs(
+    request: Request,
+    workload_id: str | None = None,
+    client_id: str | None = None,
+    status: JobStatus | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> JobListResponse:
+    """Runs newest first, with pagination and filters."""
+    page, total = await run_in_threadpool(
+        _repo(request).list_jobs, workload_id=workload_id, client_id=client_id, status=status, limit=limit, offset=offset
+    )
+    return JobListResponse(jobs=page, total=total, limit=limit, offset=offset)
+
+
+@router.get("/jobs/{job_id}", summary="A flywheel run in detail")
+async def get_job(job_id: str, request: Request) -> dict[str, Any]:
+    """The reference's job detail (``nims[].evaluations[].scores``…) plus n, intervals, usage and dataset stats."""
+    return await run_in_threadpool(_repo(request).detail, job_id)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobActionResponse, summary="Cancel a flywheel run")
+async def cancel_job(job_id: str, request: Request) -> JobActionResponse:
+    """Stops training between steps and evaluation between batches; what finished is kept."""
+    message = await run_in_threadpool(_repo(request).request_cancel, job_id)
+    return JobActionResponse(id=job_id, message=message)
+
+
+@router.delete("/jobs/{job_id}", response_model=JobActionResponse, summary="Delete a finished flywheel run")
+async def delete_job(job_id: str, request: Request) -> JobActionResponse:
+    """Removes the run, its datasets and adapters. Refused (409) while the run is active."""
+    await run_in_threadpool(remove_job, _repo(request), request.app.state.settings.home, job_id)
+    return JobActionResponse(id=job_id, message="Job deleted, with its datasets and adapters.")

@@ -1,0 +1,28 @@
+"""Jobs ("flywheel runs"): durable state in the store, the step runner, and submission.
+
+``submit_job`` creates a job; a ``JobRunner`` runs it (in-process or in a Celery worker); ``JobRepository`` reads
+and changes its state (detail in the reference's shape, cancel, delete).
+"""
+
+from flywheel.service.jobs._backends import ConfiguredBackends, default_backends
+from flywheel.service.jobs._repository import ACTIVE, TERMINAL, JobRepository, iso
+from flywheel.service.jobs._runner import BackendFactory, JobRunner, StepSpec, plan_steps
+from flywheel.service.jobs._submit import JobRequest, effective_config, job_dir, remove_job, submit_job
+
+__all__ = [
+    "ACTIVE",
+    "TERMINAL",
+    "BackendFactory",
+    "ConfiguredBackends",
+    "JobRepository",
+    "JobRequest",
+    "JobRunner",
+    "StepSpec",
+    "default_backends",
+    "effective_config",
+    "iso",
+    "job_dir",
+    "plan_steps",
+    "remove_job",
+    "submit_job",
+]

@@ -1,0 +1,44 @@
+"""The backends a job uses, built from each candidate's configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from flywheel.backends import InferenceBackend, TrainingBackend
+from flywheel.config import LoRAConfig, NIMConfig, Settings, TrainingConfig
+
+
+class ConfiguredBackends:
+    """Builds inference and training backends for candidates through the backend registry.
+
+    Local models are cached per process by the local backend and released when a job ends (:meth:`release`).
+    """
+
+    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+        self.home = Path(home)
+        self.env = dict(env or {})
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache" / "models"
+
+    def inference(self, nim: NIMConfig, *, adapter_dir: Path | None = None) -> InferenceBackend:
+        from flywheel.backends.registry import build_inference_backend
+
+        return build_inference_backend(nim, adapter_dir=adapter_dir, cache_dir=self.cache_dir, env=self.env)
+
+    def training(self, nim: NIMConfig, training: TrainingConfig, lora: LoRAConfig) -> TrainingBackend:
+        from flywheel.backends.registry import build_training_backend
+
+        return build_training_backend(nim, training, lora, cache_dir=self.cache_dir, env=self.env)
+
+    def release(self) -> None:
+        import sys
+
+        local = sys.modules.get("flywheel.backends.local")
+        if local is not None:
+            local.release_models()
+
+
+def default_backends(settings: Settings) -> ConfiguredBackends:
+    """The backends for a service or CLI process."""
+    return ConfiguredBackends(settings.home, dict(settings.env))
