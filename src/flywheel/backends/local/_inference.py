@@ -164,7 +164,11 @@ class LocalInferenceBackend:
                 log.warning("Batch of %d failed (%s); retrying one by one", len(batch), exc)
                 return [self._run_batch(loaded, [item])[0] for item in batch]
             kind = "out of memory" if "out of memory" in str(exc).lower() else type(exc).__name__
-            return [Generation(content=None, prompt_tokens=len(batch[0].ids), error=f"Generation failed ({kind}): {exc}")]
+            return [
+                Generation(
+                    content=None, prompt_tokens=len(batch[0].ids), error=f"Generation failed ({kind}): {exc}"
+                )
+            ]
 
     def _generate_batch(self, loaded: LoadedModel, batch: list[_Prepared]) -> list[Generation]:
         import torch
@@ -241,7 +245,9 @@ def _eos_ids(loaded: LoadedModel) -> list[int]:
     vocab = tokenizer.get_vocab()
     ids.update(vocab[marker] for marker in _END_OF_TURN if marker in vocab)
     if not ids:
-        raise BackendError(f"Model {loaded.source.spec!r} defines no end-of-sequence token; generation cannot stop.")
+        raise BackendError(
+            f"Model {loaded.source.spec!r} defines no end-of-sequence token; generation cannot stop."
+        )
     return sorted(ids)
 
 

@@ -7,6 +7,7 @@ folder in 2–3 s.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import json
@@ -71,10 +72,8 @@ def clear_gguf_quantizer(model: Any) -> None:
             except AttributeError:
                 target.quantization_config = None
     if hasattr(model, "is_quantized") and not isinstance(type(model).__dict__.get("is_quantized"), property):
-        try:
+        with contextlib.suppress(AttributeError):
             model.is_quantized = False
-        except AttributeError:
-            pass
 
 
 def _prepare_tokenizer(tokenizer: Any) -> Any:
@@ -106,7 +105,7 @@ def _from_pretrained(source: ModelSource, dtype: Any) -> tuple[Any, Any]:
 
 
 def _converted_dir(source: ModelSource, cache_dir: Path) -> Path:
-    return cache_dir / "models" / f"{Path(source.gguf_file or 'model').stem}-{source.key}"
+    return cache_dir / f"{Path(source.gguf_file or 'model').stem}-{source.key}"
 
 
 def _load_weights(source: ModelSource, dtype: Any, cache_dir: Path | None) -> tuple[Any, Any]:
@@ -179,7 +178,9 @@ def acquire_model(
                 finally:
                     release_model(base)
             model.eval()
-            loaded = LoadedModel(model, tokenizer, device, dtype, source, adapter_dir, time.perf_counter() - start)
+            loaded = LoadedModel(
+                model, tokenizer, device, dtype, source, adapter_dir, time.perf_counter() - start
+            )
             _cache[key] = loaded
             log.info("Loaded %s on %s/%s in %.1fs", source.spec, device, dtype, loaded.load_s)
         loaded.users += 1
@@ -192,7 +193,9 @@ def _merge_adapter(model: Any, adapter_dir: Path) -> Any:
     try:
         peft_model = PeftModel.from_pretrained(model, str(adapter_dir))
     except (OSError, ValueError, RuntimeError) as exc:
-        raise BackendError(f"Could not apply the adapter in {str(adapter_dir)!r} to its base model: {exc}") from exc
+        raise BackendError(
+            f"Could not apply the adapter in {str(adapter_dir)!r} to its base model: {exc}"
+        ) from exc
     return peft_model.merge_and_unload()
 
 

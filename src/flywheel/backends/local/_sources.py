@@ -129,7 +129,9 @@ def resolve_model_source(spec: str | None) -> ModelSource:
             return ModelSource(spec=spec, kind="gguf", path=str(path.resolve()), gguf_file=ggufs[0].name)
         if len(ggufs) > 1:
             names = ", ".join(g.name for g in ggufs)
-            raise BackendError(f"Model directory {spec!r} holds several GGUF files ({names}); name one of them.")
+            raise BackendError(
+                f"Model directory {spec!r} holds several GGUF files ({names}); name one of them."
+            )
         raise BackendError(
             f"Model directory {spec!r} has no config.json and no .gguf file; it is not a model directory."
         )
@@ -144,7 +146,11 @@ def resolve_model_source(spec: str | None) -> ModelSource:
 
 
 def _missing_hf_files(path: Path) -> str | None:
-    has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin")) or any(path.glob("*.safetensors.index.json"))
+    has_weights = (
+        any(path.glob("*.safetensors"))
+        or any(path.glob("*.bin"))
+        or any(path.glob("*.safetensors.index.json"))
+    )
     has_tokenizer = (path / "tokenizer.json").is_file() or (path / "tokenizer.model").is_file()
     if not has_weights and not has_tokenizer:
         return "weights and no tokenizer"

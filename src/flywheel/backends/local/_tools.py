@@ -40,22 +40,28 @@ def _as_call(obj: Any) -> tuple[str, Any] | None:
     """(name, arguments) if ``obj`` looks like a function call in any of the usual key spellings."""
     if not isinstance(obj, dict):
         return None
-    if isinstance(obj.get("function"), dict):  # already OpenAI shaped: {"type": "function", "function": {...}}
+    if isinstance(obj.get("function"), dict):  # OpenAI shaped: {"type": "function", "function": {...}}
         return _as_call(obj["function"])
     name = next((obj[k] for k in _NAME_KEYS if isinstance(obj.get(k), str)), None)
     if not name:
         return None
-    arguments = next((obj[k] for k in _ARG_KEYS if k in obj), {})
+    arguments: Any = next((obj[k] for k in _ARG_KEYS if k in obj), {})
     return name, arguments
+
+
+def _decoded(arguments: Any) -> Any:
+    """``arguments`` parsed if it is a JSON-encoded string, else unchanged."""
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except json.JSONDecodeError:
+            return arguments
+    return arguments
 
 
 def _openai_call(index: int, name: str, arguments: Any) -> dict[str, Any]:
     # OpenAI sends arguments as a JSON string; a model may emit an object or an already-encoded string.
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError:
-            pass
+    arguments = _decoded(arguments)
     encoded = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
     return {"id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": encoded}}
 
@@ -165,12 +171,7 @@ def tool_calls_as_text(tool_calls: list[dict[str, Any]]) -> str:
     parts = []
     for call in tool_calls:
         function = call.get("function", call)
-        arguments = function.get("arguments", {})
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except json.JSONDecodeError:
-                pass
+        arguments = _decoded(function.get("arguments", {}))
         payload = json.dumps({"name": function.get("name"), "arguments": arguments}, ensure_ascii=False)
         parts.append(f"<tool_call>\n{payload}\n</tool_call>")
     return "\n".join(parts)

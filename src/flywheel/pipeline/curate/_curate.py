@@ -141,7 +141,9 @@ def curate(
         except orjson.JSONDecodeError:
             rejected[UNPARSEABLE] += 1
             continue
-        checked = validate_record(record, max_tool_properties=max_tool_properties, parse_arguments=parse_arguments)
+        checked = validate_record(
+            record, max_tool_properties=max_tool_properties, parse_arguments=parse_arguments
+        )
         if isinstance(checked, Rejected):
             rejected[checked.reason] += 1
             continue

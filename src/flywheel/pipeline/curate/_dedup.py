@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import re
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
 
-_SPACE = re.compile(r"\s+")
-
 
 def normalise(text: str) -> str:
     """Collapse whitespace and case so that trivially different copies compare equal."""
-    return _SPACE.sub(" ", text).strip().casefold()
+    return " ".join(text.split()).casefold()
 
 
 def dedup_key(user_texts: Sequence[str]) -> bytes | None:
@@ -44,7 +42,7 @@ _PRIME = (1 << 61) - 1
 
 
 class MinHashDeduplicator:
-    """Near-duplicate filter: MinHash signatures of word 3-shingles, LSH banding, Jaccard estimate ≥ threshold.
+    """Near-duplicate filter: MinHash signatures of character 5-grams, LSH banding, Jaccard estimate ≥ threshold.
 
     Memory grows with the kept records (``num_perm`` uint64 values each); it is meant for the usual job sizes
     (up to a few hundred thousand records) and is off unless ``curation.near_duplicate_threshold`` is set.
@@ -78,11 +76,15 @@ class MinHashDeduplicator:
         return best
 
     def signature(self, text: str) -> np.ndarray:
-        """MinHash signature of the word 3-shingles of ``text`` (normalised first)."""
-        words = normalise(text).split(" ")
-        shingles = {" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
+        """MinHash signature of the character 5-grams of ``text`` (normalised first).
+
+        Character shingles (rather than word shingles) keep short texts such as headlines comparable: one edited
+        word changes only a few of them.
+        """
+        norm = normalise(text)
+        shingles = {norm[i : i + 5] for i in range(max(1, len(norm) - 4))}
         hashes = np.fromiter(
-            (int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little") >> 3 for s in shingles),
+            (zlib.crc32(s.encode("utf-8", "surrogatepass")) for s in shingles),
             dtype=np.uint64,
             count=len(shingles),
         )

@@ -19,7 +19,9 @@ _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{1,4})*(?![\w:])")
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w])")
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w])"
+)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -78,7 +80,9 @@ def mask_text(text: str, counts: Counter[str] | None = None) -> str:
     """
     for kind, pattern, check in _RULES:
 
-        def replace(match: re.Match[str], kind: str = kind, check: Callable[[str], bool] | None = check) -> str:
+        def replace(
+            match: re.Match[str], kind: str = kind, check: Callable[[str], bool] | None = check
+        ) -> str:
             if check is not None and not check(match.group(0)):
                 return match.group(0)
             if counts is not None:
@@ -104,7 +108,9 @@ def _mask_content(content: Any, counts: Counter[str]) -> Any:
 
 def _mask_messages(messages: list[Any], counts: Counter[str]) -> list[Any]:
     return [
-        {**m, "content": _mask_content(m.get("content"), counts)} if isinstance(m, dict) and "content" in m else m
+        {**m, "content": _mask_content(m.get("content"), counts)}
+        if isinstance(m, dict) and "content" in m
+        else m
         for m in messages
     ]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator
+from typing import Any, cast
 
 from sqlalchemy import Engine, Select, select
 
@@ -49,7 +49,7 @@ def stream_records(
     max_row_id: int | None = None,
     limit: int | None = None,
     batch_size: int = 5000,
-) -> Iterator[tuple[int, str]]:
+) -> Generator[tuple[int, str], None, None]:
     """Yield ``(row_id, record_json)`` newest first without loading the whole result into memory.
 
     The consumer decides when to stop; closing the generator closes the cursor.
@@ -58,6 +58,18 @@ def stream_records(
         workload_id, client_id, since=since, until=until, max_row_id=max_row_id, limit=limit
     )
     with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            # SQLite cursors are lazy already, and the two selected columns need no result processing (integer,
+            # text): reading the DBAPI cursor directly skips building a Row per record, a noticeable share of the
+            # time on millions of records. (No yield_per here: its buffering would read ahead of the raw cursor.)
+            result = conn.execute(stmt)
+            cursor = result.cursor
+            try:
+                while batch := cursor.fetchmany(batch_size):
+                    yield from batch
+            finally:
+                result.close()
+            return
         result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(stmt)
-        for row_id, data in result:
-            yield row_id, data
+        for partition in result.partitions():
+            yield from cast("list[tuple[int, str]]", partition)

@@ -94,7 +94,9 @@ def _parse_tool_calls(tool_calls: list[Any], parse_arguments: bool) -> list[Any]
     return out
 
 
-def validate_record(record: Any, *, max_tool_properties: int = 8, parse_arguments: bool = True) -> Record | Rejected:
+def validate_record(
+    record: Any, *, max_tool_properties: int = 8, parse_arguments: bool = True
+) -> Record | Rejected:
     """Check one logged record's OpenAI chat format.
 
     Returns the record (a shallow copy with string tool-call arguments of the teacher response parsed into objects,
@@ -109,12 +111,14 @@ def validate_record(record: Any, *, max_tool_properties: int = 8, parse_argument
     if not isinstance(messages, list) or not messages:
         return Rejected(NO_MESSAGES)
     for message in messages:
-        if not isinstance(message, dict):
+        if type(message) is not dict:
             return Rejected(BAD_MESSAGE)
         role = message.get("role")
         if role not in VALID_ROLES:
             return Rejected(BAD_ROLE)
         content = message.get("content")
+        if type(content) is str:  # the common case, checked first because this loop runs for every message
+            continue
         # An assistant turn that only calls tools (or a legacy function turn) may have no content.
         if content is None and role in ("assistant", "function", "tool"):
             continue
@@ -155,6 +159,18 @@ def validate_record(record: Any, *, max_tool_properties: int = 8, parse_argument
     return {**record, "response": {**response, "choices": new_choices}}
 
 
+def parse_arguments(record: Record) -> Record:
+    """A validated record with the string tool-call arguments of its teacher response parsed (as
+    :func:`validate_record` does with ``parse_arguments=True``); the record itself when there are none."""
+    choices = record["response"]["choices"]
+    if not any(c["message"].get("tool_calls") for c in choices):
+        return record
+    checked = validate_record(record, max_tool_properties=1 << 30, parse_arguments=True)
+    if isinstance(checked, Rejected):
+        raise ValueError(f"record failed validation on re-read: {checked.reason}")
+    return checked
+
+
 def teacher_message(record: Record) -> dict[str, Any]:
     """``response.choices[0].message`` of a validated record."""
     message: dict[str, Any] = record["response"]["choices"][0]["message"]
@@ -165,7 +181,9 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+        return " ".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
     return ""
 
 

@@ -63,7 +63,9 @@ def decide_workload_type(evidence: WorkloadEvidence, requested: str = "auto") ->
     if requested in ("classification", "generic"):
         return requested
     if requested != "auto":
-        raise DataError(f"Unknown workload_type {requested!r}; use auto, classification, tool_calling or generic.")
+        raise DataError(
+            f"Unknown workload_type {requested!r}; use auto, classification, tool_calling or generic."
+        )
     if evidence.tool_call_share > MAJORITY:
         return "tool_calling"
     if evidence.label_share > MAJORITY:

@@ -23,7 +23,7 @@ from flywheel.backends._types import EmbeddingBackend
 from flywheel.config import CurationConfig, DataSplitConfig, EvaluationConfig, ICLConfig
 from flywheel.errors import DataError
 from flywheel.ids import new_id
-from flywheel.pipeline.curate import Rejected, curate, mask_record, stream_records, validate_record
+from flywheel.pipeline.curate import curate, mask_record, parse_arguments, stream_records
 from flywheel.pipeline.datasets._format import to_eval_record, to_training_example
 from flywheel.pipeline.icl import Tokenizer, build_icl_records, embedder_from_config
 from flywheel.pipeline.split import check_raw_count, check_selected_count, split_records
@@ -206,13 +206,10 @@ def build_datasets(
             which = code[position]
             if which < 0:
                 continue
-            record = validate_record(
-                orjson.loads(data),
-                max_tool_properties=curation.max_tool_properties,
-                parse_arguments=split.parse_function_arguments,
-            )
-            if isinstance(record, Rejected):  # cannot happen: the same pure check passed in the first pass
-                raise DataError(f"record {row_id} failed validation on the second pass: {record.reason}")
+            # The first pass validated this record; only the argument parsing has to be redone.
+            record = orjson.loads(data)
+            if split.parse_function_arguments:
+                record = parse_arguments(record)
             if mask:
                 record = mask_record(record, masked)
             if which == EVAL:
@@ -220,7 +217,9 @@ def build_datasets(
                 eval_records.append(eval_record)
                 writers["eval"].write(eval_record)
             else:
-                writers["train" if which == TRAIN else "val"].write(to_training_example(record, workload_type))
+                writers["train" if which == TRAIN else "val"].write(
+                    to_training_example(record, workload_type)
+                )
                 if position in pool_positions:
                     pool.append(record)
         second.close()
@@ -288,4 +287,6 @@ def build_datasets(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    return DatasetBuild(out_dir=out_dir, manifest=manifest, paths={k: Path(v["path"]) for k, v in artifacts.items()})
+    return DatasetBuild(
+        out_dir=out_dir, manifest=manifest, paths={k: Path(v["path"]) for k, v in artifacts.items()}
+    )

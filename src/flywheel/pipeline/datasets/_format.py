@@ -15,6 +15,11 @@ def to_eval_record(record: Record) -> Record:
     messages = record["request"]["messages"]
     if not any(isinstance(m, dict) and m.get("tool_calls") for m in messages):
         return record
+    return {**record, "request": {**record["request"], "messages": _stringify_history(messages)}}
+
+
+def _stringify_history(messages: list[Any]) -> list[Any]:
+    """Request messages with object tool-call arguments serialised to JSON strings."""
     new_messages = []
     for message in messages:
         calls = message.get("tool_calls") if isinstance(message, dict) else None
@@ -22,7 +27,13 @@ def to_eval_record(record: Record) -> Record:
             message = {
                 **message,
                 "tool_calls": [
-                    {**c, "function": {**c["function"], "arguments": orjson.dumps(c["function"]["arguments"]).decode()}}
+                    {
+                        **c,
+                        "function": {
+                            **c["function"],
+                            "arguments": orjson.dumps(c["function"]["arguments"]).decode(),
+                        },
+                    }
                     if isinstance(c, dict)
                     and isinstance(c.get("function"), dict)
                     and isinstance(c["function"].get("arguments"), dict)
@@ -31,18 +42,19 @@ def to_eval_record(record: Record) -> Record:
                 ],
             }
         new_messages.append(message)
-    return {**record, "request": {**record["request"], "messages": new_messages}}
+    return new_messages
 
 
 def to_training_example(record: Record, workload_type: str) -> Record:
     """``{"messages": request messages + [teacher answer], "tools"?}`` for fine-tuning.
 
-    Assistant turns with ``content: null`` get ``""``; for tool-calling the answer's content is ``""`` and the
-    request's tools are included.
+    Assistant turns with ``content: null`` get ``""`` and their tool-call arguments are JSON strings (as in the eval
+    set); the answer keeps its parsed arguments. For tool-calling the answer's content is ``""`` and the request's
+    tools are included.
     """
     messages = [
         {**m, "content": ""} if m.get("role") == "assistant" and m.get("content") is None else m
-        for m in record["request"]["messages"]
+        for m in _stringify_history(record["request"]["messages"])
     ]
     teacher = record["response"]["choices"][0]["message"]
     answer: Record = {"role": teacher.get("role") or "assistant", "content": teacher.get("content") or ""}

@@ -43,7 +43,9 @@ def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+        return " ".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
     return str(content)
 
 
@@ -105,7 +107,9 @@ def uniform_bins(max_examples: int, n_groups: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(n_groups)]
 
 
-def available_tokens(record: Record, max_context_length: int, reserved_tokens: int, tokenizer: Tokenizer | None) -> int:
+def available_tokens(
+    record: Record, max_context_length: int, reserved_tokens: int, tokenizer: Tokenizer | None
+) -> int:
     """Token budget left for examples in the prompt of ``record``."""
     own = count_tokens(orjson.dumps(record).decode(), tokenizer)
     return max_context_length - reserved_tokens - own

@@ -59,7 +59,9 @@ def _group(examples: Sequence[Example]) -> dict[str, list[Example]]:
     return groups
 
 
-def uniform_groups(examples: Sequence[Example], max_examples: int, workload_type: str) -> dict[str, list[Example]]:
+def uniform_groups(
+    examples: Sequence[Example], max_examples: int, workload_type: str
+) -> dict[str, list[Example]]:
     """The same examples for every prompt: the shortest of each tool (tool-calling) or overall (otherwise)."""
     if workload_type == "tool_calling":
         groups = _group(examples)
@@ -131,7 +133,9 @@ def build_icl_records(
                 "configure icl_config.similarity_config.embedding_nim_config or use uniform_distribution"
             )
         ratio = icl.similarity_config.relevance_ratio if icl.similarity_config else 0.7
-        per_record = _semantic_groups(eval_records, train_pool, examples, icl.max_examples, ratio, workload_type, embedder)
+        per_record = _semantic_groups(
+            eval_records, train_pool, examples, icl.max_examples, ratio, workload_type, embedder
+        )
     out = []
     for record, groups in zip(eval_records, per_record, strict=True):
         budget = available_tokens(record, icl.max_context_length, icl.reserved_tokens, tokenizer)
