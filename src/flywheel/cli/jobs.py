@@ -47,9 +47,15 @@ def results_table(detail: dict[str, Any]) -> Any:
             metrics = ev.get("metrics") or {}
             keys = list(ev.get("scores") or {}) or list(metrics)
             latency = (ev.get("usage") or {}).get("latency_p50_s") or {}
-            lat = f"{latency['value']:.2f}" if isinstance(latency, dict) and latency.get("value") is not None else "–"
+            lat = (
+                f"{latency['value']:.2f}"
+                if isinstance(latency, dict) and latency.get("value") is not None
+                else "–"
+            )
             if ev.get("error") or not keys:
-                table.add_row(nim["model_name"], ev["eval_type"], "–", ev.get("error") or ev.get("status", ""), lat)
+                table.add_row(
+                    nim["model_name"], ev["eval_type"], "–", ev.get("error") or ev.get("status", ""), lat
+                )
                 continue
             for i, key in enumerate(keys):
                 table.add_row(
@@ -64,7 +70,8 @@ def results_table(detail: dict[str, Any]) -> Any:
                 nim["model_name"],
                 "customization",
                 "steps",
-                f"{cust['steps_completed']} ({cust['status']})" + (f": {cust['error']}" if cust.get("error") else ""),
+                f"{cust['steps_completed']} ({cust['status']})"
+                + (f": {cust['error']}" if cust.get("error") else ""),
                 "",
             )
     return table
@@ -155,7 +162,9 @@ def jobs() -> None:
 @click.option("--limit", default=20, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def jobs_list(ctx: click.Context, workload_id: str | None, status: str | None, limit: int, as_json: bool) -> None:
+def jobs_list(
+    ctx: click.Context, workload_id: str | None, status: str | None, limit: int, as_json: bool
+) -> None:
     """Jobs, newest first."""
     _, repo = _store(ctx)
     page, total = repo.list_jobs(workload_id=workload_id, status=status, limit=limit)
@@ -163,7 +172,9 @@ def jobs_list(ctx: click.Context, workload_id: str | None, status: str | None, l
         click.echo(json.dumps({"jobs": page, "total": total}, indent=2))
         return
     for job in page:
-        click.echo(f"{job['id']}  {job['status']:<10} {job['workload_id']}/{job['client_id']}  {job['started_at']}")
+        click.echo(
+            f"{job['id']}  {job['status']:<10} {job['workload_id']}/{job['client_id']}  {job['started_at']}"
+        )
     click.echo(f"{len(page)} of {total} job(s)")
 
 
@@ -202,4 +213,3 @@ def jobs_delete(ctx: click.Context, job_id: str) -> None:
     settings, repo = _store(ctx)
     remove_job(repo, settings.home, job_id)
     click.echo(f"Job {job_id} deleted.")
-

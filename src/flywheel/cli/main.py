@@ -46,13 +46,16 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from flywheel.cli import config_cmd, ingest, jobs, score, serve
+    from flywheel.cli import config_cmd, datasets, ingest, jobs, score, serve, worker
 
     for command in (
         ingest.ingest,
+        datasets.datasets,
+        datasets.demo_data,
         jobs.run,
         jobs.jobs,
         serve.serve,
+        worker.worker,
         score.score,
         config_cmd.config,
         config_cmd.db,

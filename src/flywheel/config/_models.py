@@ -116,10 +116,12 @@ class NIMConfig(_NIMDeployment):
     model_type: Literal["llm", "embedding"] = Field("llm", description="Kind of model.")
     customization_enabled: bool = Field(False, description="Fine-tune this candidate with LoRA.")
     customizer_configs: CustomizerConfig | None = Field(None, description="Fine-tuning settings.")
-    backend: Literal["local", "openai", "nemo", "scripted"] = Field(
+    backend: str = Field(
         "nemo",
+        min_length=1,
         description="Where the candidate runs: local (transformers on this machine), openai (an OpenAI-compatible "
-        "endpoint), nemo (NIM on the NeMo platform, as in the reference) or scripted (tests only).",
+        "endpoint), nemo (NIM on the NeMo platform, as in the reference), scripted (tests only), or a name added "
+        "with flywheel.backends.registry.register.",
     )
     model_path: str | None = Field(
         None,
@@ -264,6 +266,9 @@ class EvaluationConfig(_Strict):
         "tool-calling-metric", description="Tool-calling scoring: metrics only, or metrics plus an LLM judge."
     )
     limit: int | None = Field(None, ge=1, description="Score at most this many eval records (null: all).")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Answer length cap for candidates (null: twice the teacher's longest answer)."
+    )
     bootstrap_samples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of the intervals.")
 
@@ -303,6 +308,10 @@ class ExecutorConfig(_Strict):
     lease_s: float = Field(
         60.0, gt=0, description="A step whose worker missed heartbeats this long is recovered."
     )
+    visibility_timeout_s: float = Field(
+        21600.0, gt=0, description="Celery/Redis re-delivery time of an unacknowledged task; above the longest step."
+    )
+    queue_prefix: str = Field("", description="Prefix of flywheel's Redis keys (to share a Redis between setups).")
 
 
 class PriceEntry(_Strict):

@@ -24,7 +24,11 @@ def test_no_model_path_means_the_packaged_default() -> None:
 
 def test_a_local_gguf_file_resolves_to_its_folder_and_name(packaged_gguf: Path) -> None:
     source = resolve_model_source(str(packaged_gguf))
-    assert (source.kind, source.path, source.gguf_file) == ("gguf", str(packaged_gguf.parent), packaged_gguf.name)
+    assert (source.kind, source.path, source.gguf_file) == (
+        "gguf",
+        str(packaged_gguf.parent),
+        packaged_gguf.name,
+    )
 
 
 def test_a_folder_with_one_gguf_file_resolves_to_that_file(tmp_path: Path) -> None:

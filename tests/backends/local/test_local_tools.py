@@ -43,7 +43,9 @@ def test_tool_call_tags_become_openai_tool_calls_and_text_outside_stays_content(
 
 
 def test_an_unterminated_tag_at_max_tokens_still_parses() -> None:
-    _, calls = parse_tool_calls('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}', [WEATHER])
+    _, calls = parse_tool_calls(
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}', [WEATHER]
+    )
     assert calls is not None and json.loads(calls[0]["function"]["arguments"]) == {"city": "Oslo"}
 
 
@@ -64,14 +66,18 @@ def test_template_formats_parse_to_the_same_call(text: str) -> None:
 
 
 def test_bare_json_is_a_call_only_when_it_names_an_offered_tool() -> None:
-    content, calls = parse_tool_calls('```json\n{"name": "get_weather", "arguments": {"city": "Cairo"}}\n```', [WEATHER])
+    content, calls = parse_tool_calls(
+        '```json\n{"name": "get_weather", "arguments": {"city": "Cairo"}}\n```', [WEATHER]
+    )
     assert content is None and calls is not None and calls[0]["function"]["name"] == "get_weather"
     answer = '{"name": "Alice", "age": 3}'
     assert parse_tool_calls(answer, [WEATHER]) == (answer, None)
     assert parse_tool_calls('{"name": "get_weather", "arguments": {}}', None)[1] is None
 
 
-@pytest.mark.parametrize("garbage", ["", "   ", "It is sunny.", "<tool_call>not json</tool_call>", "{broken", "[1, 2]"])
+@pytest.mark.parametrize(
+    "garbage", ["", "   ", "It is sunny.", "<tool_call>not json</tool_call>", "{broken", "[1, 2]"]
+)
 def test_garbage_is_content_not_a_call(garbage: str) -> None:
     content, calls = parse_tool_calls(garbage, [WEATHER])
     assert calls is None
@@ -81,13 +87,19 @@ def test_garbage_is_content_not_a_call(garbage: str) -> None:
 def test_round_trip_through_an_openai_assistant_message() -> None:
     from flywheel.backends import Generation
 
-    content, calls = parse_tool_calls('<tool_call>{"name": "get_weather", "arguments": {"city": "Kyiv"}}</tool_call>')
+    content, calls = parse_tool_calls(
+        '<tool_call>{"name": "get_weather", "arguments": {"city": "Kyiv"}}</tool_call>'
+    )
     message = Generation(content=content, tool_calls=calls).to_message()
     assert message == {
         "role": "assistant",
         "content": None,
         "tool_calls": [
-            {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Kyiv"}'}}
+            {
+                "id": "call_0",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Kyiv"}'},
+            }
         ],
     }
 
@@ -126,7 +138,10 @@ def test_real_generation_with_tools_returns_an_openai_tool_call(model_cache: Pat
     ]  # fmt: skip
     backend = LocalInferenceBackend(cache_dir=model_cache)
     with_tools, without = backend.generate(
-        [ChatRequest(messages=messages, tools=[WEATHER], max_tokens=40), ChatRequest(messages=messages, max_tokens=40)]
+        [
+            ChatRequest(messages=messages, tools=[WEATHER], max_tokens=40),
+            ChatRequest(messages=messages, max_tokens=40),
+        ]
     )
     backend.close()
     assert with_tools.error is None

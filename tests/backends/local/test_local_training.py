@@ -19,9 +19,9 @@ def _accuracy(backend: Any, held_out: list[tuple[str, str]]) -> float:
     answers = backend.generate([ChatRequest(messages=prompt(h), max_tokens=3) for h, _ in held_out])
     assert all(a.error is None for a in answers)
     words = [(a.content or "").strip().lower().split() for a in answers]
-    return sum(bool(w) and w[0].strip(".,:") == topic for w, (_, topic) in zip(words, held_out, strict=True)) / len(
-        held_out
-    )
+    return sum(
+        bool(w) and w[0].strip(".,:") == topic for w, (_, topic) in zip(words, held_out, strict=True)
+    ) / len(held_out)
 
 
 @dataclass
@@ -58,7 +58,10 @@ def classification_run(model_cache: Path, tmp_path_factory: pytest.TempPathFacto
     )
     out = tmp_path_factory.mktemp("classification")
     adapter = trainer.train(
-        [example(h, t) for h, t in train], [example(h, t) for h, t in held_out[:5]], out, on_progress=progress.append
+        [example(h, t) for h, t in train],
+        [example(h, t) for h, t in held_out[:5]],
+        out,
+        on_progress=progress.append,
     )
     base_after = {k: v.detach().clone() for k, v in base_model.state_dict().items() if "layers.0." in k}
     tuned = LocalInferenceBackend(adapter_dir=adapter.adapter_dir, cache_dir=model_cache)
@@ -138,7 +141,11 @@ def test_cancellation_stops_between_steps(model_cache: Path, tmp_path: Path) -> 
     )
     with pytest.raises(JobCancelled, match="after 2 of 10 steps"):
         trainer.train(
-            _tiny_examples(), [], tmp_path, on_progress=progress.append, should_stop=lambda: len(progress) >= 2
+            _tiny_examples(),
+            [],
+            tmp_path,
+            on_progress=progress.append,
+            should_stop=lambda: len(progress) >= 2,
         )
     assert [p.step for p in progress] == [1, 2]
     assert not (tmp_path / "adapter").exists()
@@ -158,3 +165,39 @@ def test_same_seed_gives_the_same_losses_and_another_seed_does_not(model_cache: 
     first, second, other = losses(1, "a"), losses(1, "b"), losses(2, "c")
     assert first == pytest.approx(second, rel=1e-6, abs=1e-7)
     assert first != pytest.approx(other, rel=1e-6, abs=1e-7)
+
+
+def test_early_stopping_keeps_the_best_adapter(model_cache: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from flywheel.backends.local import LocalTrainingBackend, LoRAParams, TrainingParams
+
+    def run(max_steps: int, patience: int | None, name: str) -> TrainedAdapter:
+        trainer = LocalTrainingBackend(
+            cache_dir=model_cache,
+            training=TrainingParams(
+                epochs=5,
+                batch_size=2,
+                max_steps=max_steps,
+                learning_rate=0.5,
+                eval_every_steps=1,
+                early_stopping_patience=patience,
+            ),
+            lora=LoRAParams(rank=4, dropout=0.0),
+        )
+        examples = _tiny_examples()
+        return trainer.train(examples[:4], examples[4:6], tmp_path / name)
+
+    # A learning rate far too high makes validation loss rise after the first step; patience 1 stops the run there.
+    stopped = run(6, 1, "stopped")
+    assert stopped.stopped_early and stopped.steps_completed == 2
+    assert [step for step, _ in stopped.val_losses] == [1, 2]
+    assert stopped.val_losses[1][1] > stopped.val_losses[0][1]
+    assert stopped.metrics["best_val_loss"] == stopped.val_losses[0][1]
+    # The adapter saved is the step-1 state: the same as a (deterministic) run that stops after one step.
+    one_step = run(1, None, "one-step")
+    saved = load_file(str(stopped.adapter_dir / "adapter_model.safetensors"))
+    expected = load_file(str(one_step.adapter_dir / "adapter_model.safetensors"))
+    assert saved.keys() == expected.keys()
+    assert all(torch.equal(saved[k], expected[k]) for k in saved)

@@ -270,3 +270,54 @@ def test_manifest_records_config_and_evidence(engine: Engine, tmp_path: Path) ->
     assert orjson.loads((tmp_path / "o" / "manifest.json").read_bytes())["leakage"] == {
         "train_or_val_records_sharing_eval_user_content": 0
     }
+
+
+def test_two_processes_produce_the_same_manifest_and_files(engine: Engine, tmp_path: Path) -> None:
+    records = classification_logs(300)
+    for i in range(0, 300, 7):  # equal timestamps across the range boundary must not lose or repeat rows
+        records[i]["timestamp"] = 5000
+    store(engine, records)
+    config = FlywheelConfig.model_validate(
+        {
+            "data_split_config": {"eval_size": 20, "min_total_records": 20, "random_seed": 3, "limit": None},
+            "curation": {"pii": "mask"},
+        }
+    )
+    data = resolve_data_settings(config)
+    one = build(engine, tmp_path / "one", data, workers=1).manifest
+    two = build(engine, tmp_path / "two", data, workers=2).manifest
+    assert {k: (v["sha256"], v["records"]) for k, v in one["artifacts"].items()} == {
+        k: (v["sha256"], v["records"]) for k, v in two["artifacts"].items()
+    }
+    assert one["icl"] == two["icl"]
+    for key in (
+        "total",
+        "rejected",
+        "deduplicated",
+        "selected",
+        "workload_evidence",
+        "eval",
+        "train",
+        "val",
+        "split",
+    ):
+        assert one[key] == two[key], key
+    assert not list((tmp_path / "two").rglob(".*part*"))
+
+
+def test_worker_choice_is_safe_by_default(engine: Engine) -> None:
+    import threading
+
+    from flywheel.pipeline.datasets._write import PARALLEL_MIN_RECORDS, choose_workers
+
+    assert choose_workers(create_engine("sqlite://"), 10**7, 4) == 1  # an in-memory database cannot be shared
+    assert choose_workers(engine, 10, None) == 1  # small jobs stay in one process
+    assert choose_workers(engine, 10, 3) == 3
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:  # a threaded process (e.g. the API server) is never forked unless asked
+        assert choose_workers(engine, PARALLEL_MIN_RECORDS, None) == 1
+    finally:
+        stop.set()
+        thread.join()

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from scripted_jobs import ScriptedBackends, classification_logs, job_config, knows_topics
 
 from flywheel.config import Settings
 from flywheel.pipeline.ingest import ingest_objects
 from flywheel.service.api import create_app
 from flywheel.store import open_store
+from scripted_jobs import ScriptedBackends, classification_logs, job_config, knows_topics
 
 
 def _settings(url: str, home: Path, keys: str = "") -> Settings:
@@ -53,12 +53,19 @@ def test_post_runs_a_job_to_completion(client: TestClient) -> None:
     assert (body["status"], body["message"]) == ("queued", "NIM workflow started")
     detail = _wait(client, body["id"])
     assert detail["status"] == "completed"
-    assert {e["eval_type"] for e in detail["nims"][0]["evaluations"]} == {"base-eval", "icl-eval", "customized-eval"}
+    assert {e["eval_type"] for e in detail["nims"][0]["evaluations"]} == {
+        "base-eval",
+        "icl-eval",
+        "customized-eval",
+    }
     assert detail["nims"][0]["evaluations"][0]["scores"]["f1_score"] == 1.0
 
 
 def test_list_filters_and_paginates(client: TestClient) -> None:
-    ids = [client.post("/api/jobs", json={"workload_id": "news", "client_id": "web"}).json()["id"] for _ in range(3)]
+    ids = [
+        client.post("/api/jobs", json={"workload_id": "news", "client_id": "web"}).json()["id"]
+        for _ in range(3)
+    ]
     for job_id in ids:
         _wait(client, job_id)
     page = client.get("/api/jobs", params={"limit": 2}).json()
@@ -110,7 +117,10 @@ def test_delete_is_refused_while_active_then_removes_everything(
     refused = client.delete(f"/api/jobs/{job_id}")
     assert refused.status_code == 409
     assert "cancel the job first" in refused.json()["detail"]
-    assert client.post(f"/api/jobs/{job_id}/cancel").json()["message"] == "Job cancellation initiated successfully."
+    assert (
+        client.post(f"/api/jobs/{job_id}/cancel").json()["message"]
+        == "Job cancellation initiated successfully."
+    )
     detail = _wait(client, job_id)
     assert detail["status"] == "cancelled"
     assert client.post(f"/api/jobs/{job_id}/cancel").json()["message"] == "Job is already cancelled."

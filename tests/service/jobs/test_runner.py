@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import orjson
-from scripted_jobs import Harness, ScriptedBackends, classification_logs, dump, job_config, knows_topics
 from sqlalchemy import func, select, update
 
 from flywheel.store import evaluation_samples, job_steps
+from scripted_jobs import Harness, ScriptedBackends, classification_logs, dump, job_config, knows_topics
 
 
 def test_a_job_runs_every_step_and_stores_results_in_the_reference_shape(harness: Harness) -> None:
@@ -133,7 +133,7 @@ def test_cancel_during_training_stops_between_steps(harness: Harness) -> None:
     detail = harness.repo.detail(job_id)
     assert detail["status"] == "cancelled"
     custom = detail["nims"][0]["customizations"][0]
-    assert custom["status"] == "cancelled" and 0 < custom["steps_completed"]
+    assert custom["status"] == "cancelled" and custom["steps_completed"] > 0
 
 
 def test_an_interrupted_job_resumes_without_redoing_finished_steps(harness: Harness) -> None:

@@ -87,6 +87,10 @@ def _from_pretrained(source: ModelSource, dtype: Any) -> tuple[Any, Any]:
 
     kwargs: dict[str, Any] = {}
     if source.gguf_file is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("gguf") is None:  # transformers needs it to read GGUF files
+            raise MissingDependencyError("gguf", "local")
         kwargs["gguf_file"] = source.gguf_file
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.path, **kwargs)

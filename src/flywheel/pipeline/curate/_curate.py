@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -32,9 +32,8 @@ from flywheel.pipeline.curate._workload import WorkloadEvidence, decide_workload
 WORKLOAD_TYPES = ("tool_calling", "classification", "generic")
 
 
-@dataclass(slots=True)
-class _Candidate:
-    """Compact facts about one format-valid record."""
+class _Candidate(NamedTuple):
+    """Compact facts about one format-valid record (a tuple: cheap to keep by the million and to pickle)."""
 
     position: int
     tool: str | None
@@ -42,6 +41,32 @@ class _Candidate:
     key: bytes | None
     misfit: tuple[str | None, str | None, str | None]  # reason per WORKLOAD_TYPES entry, None = fits
     text: str | None
+
+
+@dataclass
+class Scan:
+    """What one pass over (a range of) the stream found, before the workload type is applied."""
+
+    total: int
+    row_ids: list[int]
+    candidates: list[_Candidate]
+    rejected: Counter[str]
+    evidence: WorkloadEvidence
+
+
+def merge_scans(scans: list[Scan]) -> Scan:
+    """Join the scans of consecutive stream ranges (each numbered from 0) into one, positions renumbered."""
+    merged = Scan(total=0, row_ids=[], candidates=[], rejected=Counter(), evidence=WorkloadEvidence())
+    for scan in scans:
+        offset = merged.total
+        merged.candidates.extend(c._replace(position=c.position + offset) for c in scan.candidates)
+        merged.row_ids.extend(scan.row_ids)
+        merged.rejected.update(scan.rejected)
+        merged.evidence.records_examined += scan.evidence.records_examined
+        merged.evidence.with_tool_calls += scan.evidence.with_tool_calls
+        merged.evidence.with_label += scan.evidence.with_label
+        merged.total += scan.total
+    return merged
 
 
 @dataclass
@@ -123,6 +148,29 @@ def curate(
     evidence read so far points to; the final type is decided on all records read. Rejections are counted by
     reason; duplicates keep their first (newest) copy.
     """
+    scan = scan_records(
+        rows,
+        workload_type=workload_type,
+        limit=limit,
+        max_tool_properties=max_tool_properties,
+        parse_arguments=parse_arguments,
+        keep_text=near_duplicate_threshold is not None,
+    )
+    return finish_curation(
+        scan, workload_type=workload_type, limit=limit, near_duplicate_threshold=near_duplicate_threshold
+    )
+
+
+def scan_records(
+    rows: Iterable[tuple[int, str | bytes]],
+    *,
+    workload_type: str = "auto",
+    limit: int | None = None,
+    max_tool_properties: int = 8,
+    parse_arguments: bool = True,
+    keep_text: bool = False,
+) -> Scan:
+    """Validate each record and keep compact facts about the valid ones (stopping early under ``limit``)."""
     evidence = WorkloadEvidence()
     rejected: Counter[str] = Counter()
     candidates: list[_Candidate] = []
@@ -130,7 +178,6 @@ def curate(
     # Per-type running count of records that would be selected, for the early stop under a limit.
     running = {w: 0 for w in WORKLOAD_TYPES}
     running_dedup = {w: ExactDeduplicator() for w in WORKLOAD_TYPES}
-    keep_text = near_duplicate_threshold is not None
     total = 0
     for row_id, data in rows:
         position = total
@@ -156,18 +203,29 @@ def curate(
                     running[w] += 1
             if running[decide_workload_type(evidence, workload_type)] >= limit:
                 break
+    return Scan(total=total, row_ids=row_ids, candidates=candidates, rejected=rejected, evidence=evidence)
 
+
+def finish_curation(
+    scan: Scan,
+    *,
+    workload_type: str = "auto",
+    limit: int | None = None,
+    near_duplicate_threshold: float | None = None,
+) -> Curation:
+    """Decide the workload type on the evidence, apply its filter, deduplicate and cap at ``limit``."""
+    evidence, candidates, rejected = scan.evidence, scan.candidates, Counter(scan.rejected)
     decided = decide_workload_type(evidence, workload_type)
     exact = ExactDeduplicator()
     near = MinHashDeduplicator(near_duplicate_threshold) if near_duplicate_threshold is not None else None
     result = Curation(
         workload_type=decided,
         evidence=evidence,
-        total=total,
+        total=scan.total,
         positions=[],
         labels=[],
         keys=[],
-        row_ids=row_ids,
+        row_ids=scan.row_ids,
         rejected=rejected,
         valid_format=len(candidates),
     )

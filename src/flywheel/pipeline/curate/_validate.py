@@ -57,18 +57,16 @@ def _content_ok(content: Any) -> bool:
 
 
 def _check_tools(tools: Any, max_tool_properties: int) -> str | None:
-    if not isinstance(tools, list):
+    if type(tools) is not list:
         return BAD_TOOLS
     for tool in tools:
-        if not isinstance(tool, dict):
-            return BAD_TOOLS
-        function = tool.get("function")
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        function = tool.get("function") if type(tool) is dict else None
+        if type(function) is not dict or type(function.get("name")) is not str:
             return BAD_TOOLS
         parameters = function.get("parameters")
-        if isinstance(parameters, dict):
+        if type(parameters) is dict:
             properties = parameters.get("properties")
-            if isinstance(properties, dict) and len(properties) > max_tool_properties:
+            if type(properties) is dict and len(properties) > max_tool_properties:
                 return TOO_MANY_PROPERTIES
     return None
 
@@ -160,15 +158,24 @@ def validate_record(
 
 
 def parse_arguments(record: Record) -> Record:
-    """A validated record with the string tool-call arguments of its teacher response parsed (as
-    :func:`validate_record` does with ``parse_arguments=True``); the record itself when there are none."""
+    """A validated record with the string tool-call arguments of its teacher response parsed, as
+    :func:`validate_record` does with ``parse_arguments=True`` (without re-running the other checks)."""
     choices = record["response"]["choices"]
-    if not any(c["message"].get("tool_calls") for c in choices):
+    new_choices = choices
+    for i, choice in enumerate(choices):
+        tool_calls = choice["message"].get("tool_calls")
+        if not tool_calls:
+            continue
+        checked = _parse_tool_calls(tool_calls, True)
+        if isinstance(checked, str):
+            raise ValueError(f"record failed validation on re-read: {checked}")
+        if checked is not tool_calls:
+            if new_choices is choices:
+                new_choices = list(choices)
+            new_choices[i] = {**choice, "message": {**choice["message"], "tool_calls": checked}}
+    if new_choices is choices:
         return record
-    checked = validate_record(record, max_tool_properties=1 << 30, parse_arguments=True)
-    if isinstance(checked, Rejected):
-        raise ValueError(f"record failed validation on re-read: {checked.reason}")
-    return checked
+    return {**record, "response": {**record["response"], "choices": new_choices}}
 
 
 def teacher_message(record: Record) -> dict[str, Any]:

@@ -4,6 +4,6 @@ Plain library code: a backend, records and callbacks in; generations, an evaluat
 The job runner (:mod:`flywheel.service.jobs`) persists what these produce.
 """
 
-from flywheel.pipeline.experiments._eval import generate_answers, run_evaluation
+from flywheel.pipeline.experiments._eval import answer_token_budget, generate_answers, run_evaluation
 
-__all__ = ["generate_answers", "run_evaluation"]
+__all__ = ["answer_token_budget", "generate_answers", "run_evaluation"]

@@ -34,6 +34,27 @@ def generate_answers(
     return out
 
 
+def answer_token_budget(records: Sequence[Mapping[str, Any]], *, floor: int = 32, ceiling: int = 1024) -> int:
+    """A ``max_tokens`` for candidates from the teacher's answers: twice the longest one, within bounds.
+
+    Without a cap an untrained model may ramble for hundreds of tokens on a one-word classification; with a cap
+    derived from what the teacher actually answered, a correct answer always fits. Lengths come from the logged
+    ``usage.completion_tokens`` when present, else from the answer's characters (about 3 per token).
+    """
+    longest = 0
+    for record in records:
+        response = record.get("response") or {}
+        usage = response.get("usage") or {}
+        tokens = usage.get("completion_tokens") if isinstance(usage, Mapping) else None
+        if not isinstance(tokens, int):
+            choices = response.get("choices") or [{}]
+            message = choices[0].get("message") or {} if isinstance(choices[0], Mapping) else {}
+            text = str(message.get("content") or "") + str(message.get("tool_calls") or "")
+            tokens = len(text) // 3 + 1
+        longest = max(longest, tokens)
+    return max(floor, min(ceiling, 2 * longest + 16))
+
+
 def run_evaluation(
     backend: InferenceBackend,
     records: Sequence[Mapping[str, Any]],
@@ -42,7 +63,7 @@ def run_evaluation(
     judge: Judge | None,
     candidate_model: str,
     no_judge_reason: str,
-    max_tokens: int | None = None,
+    max_tokens: int | None = None,  # default: answer_token_budget(records)
     batch_size: int = 16,
     bootstrap_samples: int = 1000,
     confidence: float = 0.95,
@@ -51,6 +72,8 @@ def run_evaluation(
     should_stop: Callable[[], bool] | None = None,
 ) -> EvaluationResult:
     """Answer ``records`` with the candidate and score the answers (judge calls included)."""
+    if max_tokens is None:
+        max_tokens = answer_token_budget(records)
     requests = candidate_requests(list(records), max_tokens=max_tokens)
     # Answering takes almost all the time; the last 5 % of the progress bar is the scoring.
     generations = generate_answers(

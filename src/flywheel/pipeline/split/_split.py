@@ -199,7 +199,9 @@ def _repair_train_coverage(result: SplitResult, labels: list[int]) -> None:
         in_train[cls] += 1
         moved += 1
     if moved:
-        result.decisions.append(f"moved {moved} record(s) into train so that every class with 2+ records is in train")
+        result.decisions.append(
+            f"moved {moved} record(s) into train so that every class with 2+ records is in train"
+        )
 
 
 def split_records(

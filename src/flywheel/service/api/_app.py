@@ -43,9 +43,9 @@ def create_app(
             app.state.engine = engine
         own_executor = executor is None
         if own_executor:
-            from flywheel.service.workers import start_inprocess_executor
+            from flywheel.service.workers import start_executor
 
-            app.state.executor = start_inprocess_executor(settings, app.state.engine, backends=backends)
+            app.state.executor = start_executor(settings, app.state.engine, backends=backends)
         else:
             app.state.executor = executor
         try:

@@ -57,7 +57,12 @@ async def list_jobs(
 ) -> JobListResponse:
     """Runs newest first, with pagination and filters."""
     page, total = await run_in_threadpool(
-        _repo(request).list_jobs, workload_id=workload_id, client_id=client_id, status=status, limit=limit, offset=offset
+        _repo(request).list_jobs,
+        workload_id=workload_id,
+        client_id=client_id,
+        status=status,
+        limit=limit,
+        offset=offset,
     )
     return JobListResponse(jobs=page, total=total, limit=limit, offset=offset)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 from flywheel.backends import InferenceBackend, TrainingBackend
 from flywheel.config import LoRAConfig, NIMConfig, Settings, TrainingConfig
 

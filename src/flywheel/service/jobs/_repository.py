@@ -109,7 +109,9 @@ class JobRepository:
         with self.engine.connect() as conn:
             return list(
                 conn.execute(
-                    select(job_candidates).where(job_candidates.c.job_id == job_id).order_by(job_candidates.c.position)
+                    select(job_candidates)
+                    .where(job_candidates.c.job_id == job_id)
+                    .order_by(job_candidates.c.position)
                 )
             )
 
@@ -160,7 +162,9 @@ class JobRepository:
         with self.engine.connect() as conn:
             cands = list(
                 conn.execute(
-                    select(job_candidates).where(job_candidates.c.job_id == job_id).order_by(job_candidates.c.position)
+                    select(job_candidates)
+                    .where(job_candidates.c.job_id == job_id)
+                    .order_by(job_candidates.c.position)
                 )
             )
             evals = list(
@@ -177,7 +181,11 @@ class JobRepository:
                     .order_by(customizations.c.started_at, customizations.c.id)
                 )
             )
-            steps = list(conn.execute(select(job_steps).where(job_steps.c.job_id == job_id).order_by(job_steps.c.position)))
+            steps = list(
+                conn.execute(
+                    select(job_steps).where(job_steps.c.job_id == job_id).order_by(job_steps.c.position)
+                )
+            )
         config = _loads(row.config, {})
         nims = []
         for cand in cands:
@@ -282,7 +290,9 @@ class JobRepository:
                 values[key] = _dumps(values[key])
         values["updated_at"] = time.time()
         with self.engine.begin() as conn:
-            conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.finished_at.is_(None)).values(**values))
+            conn.execute(
+                update(jobs).where(jobs.c.id == job_id, jobs.c.finished_at.is_(None)).values(**values)
+            )
 
     def finish_job(self, job_id: str, status: str, error: str | None = None) -> bool:
         """Move a job to a terminal status unless it already has one; True if this call did it."""
@@ -304,7 +314,9 @@ class JobRepository:
         if row.finished_at is not None:
             raise ConflictError("Cannot cancel a job that has already finished.")
         with self.engine.begin() as conn:
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(cancel_requested=1, updated_at=time.time()))
+            conn.execute(
+                update(jobs).where(jobs.c.id == job_id).values(cancel_requested=1, updated_at=time.time())
+            )
         return "Job cancellation initiated successfully."
 
     def cancel_requested(self, job_id: str) -> bool:

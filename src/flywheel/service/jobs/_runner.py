@@ -11,6 +11,7 @@ in-process executor and in Celery workers.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -126,38 +127,61 @@ class JobRunner:
     # ------------------------------------------------------------------------------------------------ driver
 
     def run(self, job_id: str) -> str:
-        """Run (or resume) every unfinished step of a job; return its final status."""
+        """Run (or resume) every unfinished step of a job in this thread; return its final status."""
+        while True:
+            status = self.advance(job_id)
+            if status is not None:
+                return status
+
+    def advance(self, job_id: str) -> str | None:
+        """Run the job's next unfinished step; return the job's final status once it has one, else ``None``.
+
+        Returns ``"busy"`` when the next step is held by another live worker (its lease has not expired).
+        Never raises for a job's own failures: they end the job with the reason.
+        """
         row = self.repo.get_row(job_id)
         if row.finished_at is not None:
             return str(row.status)
         config = FlywheelConfig.model_validate(orjson.loads(row.config))
-        self.repo.set_job(job_id, status="running")
+        if row.status == "pending":
+            self.repo.set_job(job_id, status="running")
+        final: str | None = None
         try:
-            for step in self._steps(job_id):
-                if step.status in ("completed", "skipped", "failed", "cancelled"):
-                    continue
-                if self.repo.cancel_requested(job_id):
-                    raise JobCancelled("Job cancelled by user.")
-                if step.kind == "finalize":
-                    break
-                self._run_step(job_id, step, config)
-            return self._finalize(job_id)
+            if self.repo.cancel_requested(job_id):
+                raise JobCancelled("Job cancelled by user.")
+            step = self.next_step(job_id)
+            if step is None or step.kind == "finalize":
+                final = self._finalize(job_id)
+            elif not self._run_step(job_id, step, config):
+                return "busy"
         except _JobFailed:
-            return "failed"
+            final = "failed"
         except JobCancelled as exc:
             self._mark_cancelled(job_id, str(exc))
-            return "cancelled"
+            final = "cancelled"
         except Exception as exc:  # a bug must still end the job, never leave it "running"
             log.exception("job %s failed", job_id)
             self._fail_unfinished(job_id, f"{type(exc).__name__}: {exc}")
             self.repo.finish_job(job_id, "failed", f"Internal error: {type(exc).__name__}: {exc}")
-            return "failed"
-        finally:
+            final = "failed"
+        if final is not None:
             self.backends.release()
+        return final
+
+    def next_step(self, job_id: str) -> Any | None:
+        """The first step of the job that has not ended (``finalize`` is the last one), or None."""
+        for step in self._steps(job_id):
+            if step.status not in ("completed", "skipped", "failed", "cancelled"):
+                return step
+        return None
 
     def _steps(self, job_id: str) -> list[Any]:
         with self.engine.connect() as conn:
-            return list(conn.execute(select(job_steps).where(job_steps.c.job_id == job_id).order_by(job_steps.c.position)))
+            return list(
+                conn.execute(
+                    select(job_steps).where(job_steps.c.job_id == job_id).order_by(job_steps.c.position)
+                )
+            )
 
     def _set_step(self, step_id: str, **values: Any) -> None:
         if "result" in values and not isinstance(values["result"], str | None):
@@ -168,27 +192,66 @@ class JobRunner:
     def _step_result(self, job_id: str, name: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(job_steps.c.status, job_steps.c.result).where(job_steps.c.job_id == job_id, job_steps.c.name == name)
+                select(job_steps.c.status, job_steps.c.result).where(
+                    job_steps.c.job_id == job_id, job_steps.c.name == name
+                )
             ).first()
         if row is None or row.status != "completed" or not row.result:
             return None
         return dict(orjson.loads(row.result))
 
-    def _run_step(self, job_id: str, step: Any, config: FlywheelConfig) -> None:
+    def _claim(self, step: Any) -> bool:
+        """Take the step under a lease unless another live worker holds it (atomic in the database)."""
         now = time.time()
-        self._set_step(
-            step.id,
-            status="running",
-            attempts=step.attempts + 1,
-            worker_id=self.worker_id,
-            started_at=now,
-            finished_at=None,
-            error=None,
-            progress=0.0,
-            lease_expires_at=now + self.lease_s,
-        )
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(job_steps)
+                .where(
+                    job_steps.c.id == step.id,
+                    (job_steps.c.status == "pending")
+                    | ((job_steps.c.status == "running") & (job_steps.c.lease_expires_at < now)),
+                )
+                .values(
+                    status="running",
+                    attempts=step.attempts + 1,
+                    worker_id=self.worker_id,
+                    started_at=now,
+                    finished_at=None,
+                    error=None,
+                    progress=0.0,
+                    lease_expires_at=now + self.lease_s,
+                )
+            )
+        return bool(result.rowcount)
+
+    def _heartbeat(self, step_id: str, stop: threading.Event) -> None:
+        # Keeps the lease alive while a step works without reporting progress (model loading, a long batch).
+        while not stop.wait(self.lease_s / 3):
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(job_steps)
+                    .where(job_steps.c.id == step_id, job_steps.c.worker_id == self.worker_id)
+                    .values(lease_expires_at=time.time() + self.lease_s)
+                )
+
+    def _run_step(self, job_id: str, step: Any, config: FlywheelConfig) -> bool:
+        """Claim and run one step; False if another live worker holds it."""
+        if not self._claim(step):
+            return False
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(step.id, stop), daemon=True)
+        beat.start()
+        try:
+            self._execute_step(job_id, step, config)
+        finally:
+            stop.set()
+        return True
+
+    def _execute_step(self, job_id: str, step: Any, config: FlywheelConfig) -> None:
         if step.candidate_id:
-            self._set_candidate(step.candidate_id, status="running-evals", deployment_status="ready", started=True)
+            self._set_candidate(
+                step.candidate_id, status="running-evals", deployment_status="ready", started=True
+            )
         handler: Callable[[str, Any, FlywheelConfig], dict[str, Any]] = {
             "datasets": self._datasets,
             "base-eval": self._evaluation,
@@ -199,7 +262,9 @@ class JobRunner:
         try:
             result = handler(job_id, step, config)
         except JobCancelled:
-            self._set_step(step.id, status="cancelled", finished_at=time.time(), error="Job cancelled by user.")
+            self._set_step(
+                step.id, status="cancelled", finished_at=time.time(), error="Job cancelled by user."
+            )
             raise
         except Exception as exc:
             message = str(exc) if isinstance(exc, FlywheelError) else f"{type(exc).__name__}: {exc}"
@@ -215,7 +280,12 @@ class JobRunner:
             return
         status = "skipped" if result.get("skipped") else "completed"
         self._set_step(
-            step.id, status=status, finished_at=time.time(), progress=100.0, result=result, lease_expires_at=None
+            step.id,
+            status=status,
+            finished_at=time.time(),
+            progress=100.0,
+            result=result,
+            lease_expires_at=None,
         )
         if step.candidate_id:
             self._maybe_finish_candidate(job_id, step.candidate_id)
@@ -227,7 +297,9 @@ class JobRunner:
 
         row = self.repo.get_row(job_id)
         request = orjson.loads(row.request)
-        settings = resolve_data_settings(config, None)  # overrides were merged into the job's config at creation
+        settings = resolve_data_settings(
+            config, None
+        )  # overrides were merged into the job's config at creation
         out_dir = self.home / "jobs" / job_id / "datasets"  # see job_dir()
         build = build_datasets(
             self.engine,
@@ -273,13 +345,17 @@ class JobRunner:
         if path is None:
             return {"skipped": f"no {key} dataset was built"}
         records = read_jsonl(Path(path))
+        if config.evaluation_config.limit is not None:
+            records = records[: config.evaluation_config.limit]
         if not records:
             return {"skipped": f"the {key} dataset is empty"}
         adapter_dir = None
         if step.kind == "customized-eval":
             trained = self._step_result(job_id, f"customization:{nim.model_name}")
             if trained is None:
-                raise FlywheelError("The customization step did not complete, so there is no model to evaluate.")
+                raise FlywheelError(
+                    "The customization step did not complete, so there is no model to evaluate."
+                )
             adapter_dir = Path(trained["adapter_dir"])
         manifest = orjson.loads(self.repo.get_row(job_id).manifest or "{}")
         workload_type = manifest.get("workload_type") or config.evaluation_config.workload_type
@@ -301,6 +377,7 @@ class JobRunner:
                 judge=judge,
                 candidate_model=nim.model_name,
                 no_judge_reason=no_judge_reason,
+                max_tokens=config.evaluation_config.max_new_tokens,
                 bootstrap_samples=config.evaluation_config.bootstrap_samples,
                 confidence=config.evaluation_config.confidence,
                 seed=config.data_split_config.random_seed or 0,
@@ -322,7 +399,10 @@ class JobRunner:
     def _judge(self, config: FlywheelConfig, workload_type: str) -> tuple[Any, str]:
         if workload_type == "classification":
             return None, "classification is scored without a judge"
-        if workload_type == "tool_calling" and config.evaluation_config.tool_eval_type == "tool-calling-metric":
+        if (
+            workload_type == "tool_calling"
+            and config.evaluation_config.tool_eval_type == "tool-calling-metric"
+        ):
             return None, "evaluation_config.tool_eval_type is tool-calling-metric"
         judge_config = config.llm_judge_config
         if judge_config is None:
@@ -341,9 +421,15 @@ class JobRunner:
         train = read_jsonl(Path(datasets["paths"]["train"]))
         val = read_jsonl(Path(datasets["paths"]["val"])) if "val" in datasets["paths"] else []
         if not train:
-            raise FlywheelError("The training set is empty; lower data_split_config.eval_size or ingest more logs.")
+            raise FlywheelError(
+                "The training set is empty; lower data_split_config.eval_size or ingest more logs."
+            )
         with self.engine.begin() as conn:
-            conn.execute(delete(customizations).where(customizations.c.job_id == job_id, customizations.c.candidate_id == step.candidate_id))
+            conn.execute(
+                delete(customizations).where(
+                    customizations.c.job_id == job_id, customizations.c.candidate_id == step.candidate_id
+                )
+            )
             custom_id = new_id()
             conn.execute(
                 insert(customizations).values(
@@ -389,7 +475,11 @@ class JobRunner:
         try:
             trainer = self.backends.training(nim, config.training_config, config.lora_config)
             adapter = trainer.train(
-                train, val, out_dir, on_progress=on_progress, should_stop=lambda: self.repo.cancel_requested(job_id)
+                train,
+                val,
+                out_dir,
+                on_progress=on_progress,
+                should_stop=lambda: self.repo.cancel_requested(job_id),
             )
         except JobCancelled:
             self._end_customization(custom_id, "cancelled", started, curve, error="Job cancelled by user.")
@@ -422,7 +512,9 @@ class JobRunner:
                 .values(progress=pct, lease_expires_at=now + self.lease_s)
             )
             if evaluation_id is not None:
-                conn.execute(update(evaluations).where(evaluations.c.id == evaluation_id).values(progress=pct))
+                conn.execute(
+                    update(evaluations).where(evaluations.c.id == evaluation_id).values(progress=pct)
+                )
 
     def _start_evaluation(self, job_id: str, step: Any, nim: NIMConfig) -> str:
         eval_id = new_id()
@@ -566,7 +658,9 @@ class JobRunner:
                     )
                 )
             )
-            started = conn.scalar(select(job_candidates.c.started_at).where(job_candidates.c.id == candidate_id))
+            started = conn.scalar(
+                select(job_candidates.c.started_at).where(job_candidates.c.id == candidate_id)
+            )
         if any(r.status in ("pending", "running") for r in rows):
             return
         errors = [f"{r.name}: {r.error}" for r in rows if r.status == "failed"]
@@ -626,7 +720,9 @@ class JobRunner:
         else:
             reasons = [f"{s.name}: {s.error}" for s in steps if s.status == "failed" and s.error]
             status = "failed"
-            error = "No evaluation succeeded. " + ("; ".join(reasons) if reasons else "Nothing was evaluated.")
+            error = "No evaluation succeeded. " + (
+                "; ".join(reasons) if reasons else "Nothing was evaluated."
+            )
         self._set_step(finalize.id, status="completed", started_at=now, finished_at=now, progress=100.0)
         self.repo.finish_job(job_id, status, error)
         return status

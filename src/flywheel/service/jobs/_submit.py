@@ -53,8 +53,21 @@ def effective_config(config: FlywheelConfig, request: JobRequest) -> FlywheelCon
                 [("candidates", f"unknown: {', '.join(unknown)}")],
             )
         nims = [n for n in nims if n.model_name in set(request.candidates)]
+    from flywheel.backends.registry import backend_names
+
+    known_backends = backend_names()
+    bad = [(i, n) for i, n in enumerate(nims) if n.backend not in known_backends]
+    if bad:
+        raise ConfigError(
+            "Unknown backend for "
+            + ", ".join(f"{n.model_name!r} ({n.backend!r})" for _, n in bad)
+            + f"; known backends: {', '.join(known_backends)}.",
+            [(f"nims[{i}].backend", f"unknown backend {n.backend!r}") for i, n in bad],
+        )
     if not nims:
-        raise ConfigError("No candidate to run: add a model under nims in the configuration file.", [("nims", "empty")])
+        raise ConfigError(
+            "No candidate to run: add a model under nims in the configuration file.", [("nims", "empty")]
+        )
     return config.model_copy(
         update={
             "data_split_config": settings.split,

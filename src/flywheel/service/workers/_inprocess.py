@@ -28,7 +28,9 @@ def resumable_jobs(engine: Engine, now: float | None = None) -> list[str]:
         )
         held = set(
             conn.scalars(
-                select(job_steps.c.job_id).where(job_steps.c.status == "running", job_steps.c.lease_expires_at > now)
+                select(job_steps.c.job_id).where(
+                    job_steps.c.status == "running", job_steps.c.lease_expires_at > now
+                )
             )
         )
     return [r.id for r in unfinished if r.id not in held]
