@@ -150,8 +150,13 @@ def generate(path: Path, n: int, kind: str, seed: int = 0) -> None:
 
 
 def _usage() -> dict[str, float]:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024}
+    """CPU seconds of this process and its worker processes; peak RSS of the largest of them (MB)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+        "peak_rss_mb": max(me.ru_maxrss, kids.ru_maxrss) / 1024,
+    }
 
 
 def stage_ingest(db_url: str, input_path: str) -> dict[str, Any]:
@@ -174,7 +179,7 @@ def stage_ingest(db_url: str, input_path: str) -> dict[str, Any]:
     }
 
 
-def stage_curate(db_url: str, out_dir: str, with_icl: bool) -> dict[str, Any]:
+def stage_curate(db_url: str, out_dir: str, with_icl: bool, workers: int | None = None) -> dict[str, Any]:
     from flywheel.config import FlywheelConfig
     from flywheel.pipeline.datasets import build_datasets, resolve_data_settings
     from flywheel.store import connect
@@ -195,6 +200,7 @@ def stage_curate(db_url: str, out_dir: str, with_icl: bool) -> dict[str, Any]:
         evaluation=data.evaluation,
         curation=data.curation,
         with_icl=with_icl,
+        workers=workers,
     )
     wall = time.perf_counter() - t0
     usage = _usage()
@@ -214,6 +220,7 @@ def stage_curate(db_url: str, out_dir: str, with_icl: bool) -> dict[str, Any]:
         "val": m["val"]["count"],
         "train_classes": len(m["train"]["classes"]),
         "timings_s": m["timings_s"],
+        "processes": m["processes"],
     }
 
 
@@ -243,6 +250,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="records to generate")
     parser.add_argument("--kind", choices=["classification", "tool_calling"], default="classification")
     parser.add_argument("--with-icl", action="store_true", help="also build the ICL eval file (uniform)")
+    parser.add_argument("--workers", type=int, help="curation processes (default: automatic)")
     parser.add_argument("--workdir", help="keep the database and files here (default: a temporary directory)")
     parser.add_argument("--stage", choices=["ingest", "curate"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -253,7 +261,7 @@ def main() -> None:
         print(json.dumps(stage_ingest(args.db, args.input)))
         return
     if args.stage == "curate":
-        print(json.dumps(stage_curate(args.db, args.out, args.with_icl)))
+        print(json.dumps(stage_curate(args.db, args.out, args.with_icl, args.workers)))
         return
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -270,7 +278,9 @@ def main() -> None:
         db = f"sqlite:///{work / 'bench.db'}"
         _print(_child(["--stage", "ingest", "--db", db, "--input", input_path]))
         curate_args = ["--stage", "curate", "--db", db, "--out", str(work / "datasets")]
-        _print(_child(curate_args + (["--with-icl"] if args.with_icl else [])))
+        curate_args += ["--with-icl"] if args.with_icl else []
+        curate_args += ["--workers", str(args.workers)] if args.workers else []
+        _print(_child(curate_args))
 
 
 if __name__ == "__main__":

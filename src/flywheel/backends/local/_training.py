@@ -149,7 +149,6 @@ class LocalTrainingBackend:
         optimizer, scheduler, total_steps, steps_per_epoch = self._optimiser(peft_model, len(train_set))
         run = _Run()
         step = 0
-        epoch = 0
         try:
             while step < total_steps:
                 for batch in _length_grouped_batches(train_set, params.batch_size, rng):
@@ -188,7 +187,6 @@ class LocalTrainingBackend:
                         )
                     if run.stopped_early:
                         break
-                epoch += 1
                 if run.stopped_early:
                     break
         except torch.OutOfMemoryError as exc:
@@ -196,7 +194,7 @@ class LocalTrainingBackend:
                 f"Out of memory while fine-tuning {self.source.spec!r}: lower training_config.batch_size or "
                 "max_seq_length (or set a micro batch size)."
             ) from exc
-        return self._save(peft_model, tokenizer, out_dir, run, step, epoch, steps_per_epoch, device, dtype)
+        return self._save(peft_model, tokenizer, out_dir, run, step, steps_per_epoch, device, dtype)
 
     # ------------------------------------------------------------------------------------------------ pieces
 
@@ -294,7 +292,6 @@ class LocalTrainingBackend:
         out_dir: Path,
         run: _Run,
         step: int,
-        epoch: int,
         steps_per_epoch: int,
         device: str,
         dtype: Any,

@@ -18,15 +18,14 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from flywheel.backends._types import EmbeddingBackend
 from flywheel.config import CurationConfig, DataSplitConfig, EvaluationConfig, ICLConfig
 from flywheel.errors import DataError
 from flywheel.ids import new_id
-from flywheel.pipeline.curate import finish_curation, scan_records, selection_query, stream_records
+from flywheel.pipeline.curate import finish_curation, scan_records, stream_records
 from flywheel.pipeline.datasets._write import (
-    PARALLEL_MIN_RECORDS,
     SPLITS,
     Writer,
     choose_workers,
@@ -38,8 +37,6 @@ from flywheel.pipeline.icl import Tokenizer, build_icl_records, embedder_from_co
 from flywheel.pipeline.split import check_raw_count, check_selected_count, split_records
 
 MANIFEST_VERSION = 1
-#: Records smaller than this (JSON characters, e.g. classification logs) are curated in one process by default.
-PARALLEL_MIN_RECORD_BYTES = 1000
 EVAL, TRAIN, VAL = 0, 1, 2  # split codes of the second pass
 ARTIFACTS = {
     "eval": "eval_data.jsonl",
@@ -78,18 +75,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [orjson.loads(line) for line in fh if line.strip()]
 
 
-def _size(
-    engine: Engine, workload_id: str, client_id: str, since: float | None, until: float | None
-) -> tuple[int, float]:
-    """Number of matching records, and the mean size of the newest thousand (characters of JSON)."""
-    query = selection_query(workload_id, client_id, since=since, until=until)
-    with engine.connect() as conn:
-        count = int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
-        sample = query.limit(1000).subquery()
-        mean = conn.execute(select(func.avg(func.length(sample.c.data)))).scalar_one()
-    return count, float(mean or 0.0)
-
-
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector: the passes allocate millions of short-lived, acyclic objects while holding
@@ -126,9 +111,9 @@ def build_datasets(
     Pass config *after* per-job overrides (:func:`resolve_data_settings`). ``since``/``until`` bound the log
     timestamps (epoch seconds). ``embedder`` is used for semantic-similarity ICL (default: built from
     ``icl.similarity_config.embedding_nim_config``); ``tokenizer`` counts the candidate's tokens for the ICL budget.
-    ICL examples come from a seeded sample of at most ``icl_pool_size`` train records. ``workers`` processes write
-    the files (default: 2 for 100k+ records on a file database with fork available, else 1); the output is
-    identical for any number.
+    ICL examples come from a seeded sample of at most ``icl_pool_size`` train records. ``workers`` > 1 splits both
+    streaming passes over that many forked processes (file databases on platforms with ``fork`` only; default 1);
+    the output is identical for any number.
 
     Raises :class:`DataError` with the reference's messages when there are too few records.
     """
@@ -176,14 +161,10 @@ def _build(
 
     # 1-4. selection, validation, workload type, dedup: one streaming pass.
     t0 = time.perf_counter()
-    # Without a limit every record is read, so the pass can be split over processes; with one, reading stops
-    # early and must stay sequential. Automatically only for large jobs of large records: for small records the
-    # cost of shipping the compact facts between processes eats the gain (measured on 2 cores).
-    n_workers = choose_workers(engine, PARALLEL_MIN_RECORDS, workers)
-    if n_workers > 1 and workers is None:
-        count, mean_bytes = _size(engine, workload_id, client_id, since, until)
-        if count < PARALLEL_MIN_RECORDS or mean_bytes < PARALLEL_MIN_RECORD_BYTES:
-            n_workers = 1
+    # With ``workers`` > 1 and no limit (every record is read) the pass is split over processes; with a limit,
+    # reading stops early and stays sequential. One process is the default: on the 2-core machine it was measured
+    # on, shared with other work, two processes cost more CPU (shipping facts, joining files) than they saved.
+    n_workers = choose_workers(engine, workers)
     keep_text = curation.near_duplicate_threshold is not None
     scan_workers = n_workers if split.limit is None else 1
     if scan_workers > 1:
@@ -263,7 +244,7 @@ def _build(
         )
     }
     targets = {name: out_dir / ARTIFACTS[name] for name in SPLITS}
-    write_workers = n_workers if workers is not None or len(cur.positions) >= PARALLEL_MIN_RECORDS else 1
+    write_workers = n_workers
     try:
         eval_records, pool, masked, artifacts = write_datasets(
             engine,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import threading
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -37,8 +36,6 @@ from flywheel.pipeline.datasets._format import to_eval_record, to_training_examp
 
 EVAL, TRAIN, VAL = 0, 1, 2
 SPLITS = ("eval", "train", "val")
-#: Below this many records a second process costs more than it saves.
-PARALLEL_MIN_RECORDS = 100_000
 
 
 class Writer:
@@ -187,23 +184,15 @@ def _concat(parts: list[dict[str, Any]], target: Path) -> dict[str, Any]:
     return {"path": str(target), "records": sum(p["records"] for p in parts), "sha256": sha.hexdigest()}
 
 
-def choose_workers(engine: Engine, n_records: int, requested: int | None) -> int:
-    """Worker processes for the second pass: ``requested`` if given, else 2 for large jobs on a file database
-    where ``fork`` is available and there are two or more CPUs, else 1.
-
-    The automatic choice also requires a single-threaded process (the CLI, a notebook, a Celery prefork worker):
-    forking a process whose other threads may hold locks is not safe, so a threaded server stays at 1 unless the
-    caller asks for more.
-    """
+def choose_workers(engine: Engine, requested: int | None) -> int:
+    """Processes for the streaming passes: ``requested`` (default 1), or 1 where forking cannot share the database
+    (an in-memory SQLite database, a platform without ``fork``)."""
     forkable = "fork" in multiprocessing.get_all_start_methods()
     database = engine.url.database
     shareable = engine.dialect.name != "sqlite" or bool(database and database != ":memory:")
-    if not (forkable and shareable):
+    if not (forkable and shareable) or requested is None:
         return 1
-    if requested is not None:
-        return max(1, requested)
-    single_threaded = threading.active_count() == 1
-    return 2 if single_threaded and n_records >= PARALLEL_MIN_RECORDS and (os.cpu_count() or 1) >= 2 else 1
+    return max(1, requested)
 
 
 def write_datasets(

@@ -394,7 +394,52 @@ class JobRunner:
             if judge is not None:
                 judge.close()
         self._store_evaluation(eval_id, result, started)
+        if config.mlflow_config.enabled:
+            self._track(job_id, step, nim, eval_id, result.to_json(), config, adapter_dir)
         return {"evaluation_id": eval_id, "scores": result.scores}
+
+    def _track(
+        self,
+        job_id: str,
+        step: Any,
+        nim: NIMConfig,
+        eval_id: str,
+        result: dict[str, Any],
+        config: FlywheelConfig,
+        adapter_dir: Path | None,
+    ) -> None:
+        from flywheel.service.jobs._mlflow import log_evaluation
+
+        curves = None
+        if step.kind == "customized-eval":
+            with self.engine.connect() as conn:
+                metrics = conn.scalar(
+                    select(customizations.c.metrics).where(
+                        customizations.c.job_id == job_id, customizations.c.candidate_id == step.candidate_id
+                    )
+                )
+            curves = {k: v for k, v in (orjson.loads(metrics) if metrics else {}).items() if k.endswith("loss")}
+        uri = log_evaluation(
+            config.mlflow_config,
+            job_id=job_id,
+            workload_id=self.repo.get_row(job_id).workload_id,
+            candidate=nim.model_name,
+            eval_type=step.kind,
+            result=result,
+            params={
+                "epochs": config.training_config.epochs,
+                "batch_size": config.training_config.batch_size,
+                "learning_rate": config.training_config.learning_rate,
+                "adapter_dim": config.lora_config.adapter_dim,
+                "eval_size": config.data_split_config.eval_size,
+            },
+            manifest_path=self.home / "jobs" / job_id / "datasets" / "manifest.json",
+            training_curves=curves,
+            adapter_dir=adapter_dir,
+        )
+        if uri is not None:
+            with self.engine.begin() as conn:
+                conn.execute(update(evaluations).where(evaluations.c.id == eval_id).values(mlflow_uri=uri))
 
     def _judge(self, config: FlywheelConfig, workload_type: str) -> tuple[Any, str]:
         if workload_type == "classification":

@@ -100,6 +100,11 @@ def job_dir(home: Path, job_id: str) -> Path:
 
 
 def remove_job(repo: JobRepository, home: Path, job_id: str) -> None:
-    """Delete a finished job's rows and files (ConflictError while it is active)."""
+    """Delete a finished job's rows, files and tracking entries (ConflictError while it is active)."""
+    config = FlywheelConfig.model_validate(repo.job_config(job_id))
     repo.delete_job(job_id)
     shutil.rmtree(job_dir(home, job_id), ignore_errors=True)
+    if config.mlflow_config.enabled:
+        from flywheel.service.jobs._mlflow import delete_experiment
+
+        delete_experiment(config.mlflow_config, job_id)

@@ -1,0 +1,107 @@
+"""Experiment tracking in MLflow (when ``mlflow_config.enabled``); never fails an evaluation.
+
+One experiment per job (``{experiment_name_prefix}-{job_id}``), one MLflow run per candidate × evaluation with the
+job's parameters, every score with its confidence interval and ``n``, the training loss curves (customized-eval
+runs), and the dataset manifest and adapter as artifacts.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flywheel.config import MLflowConfig
+
+log = logging.getLogger(__name__)
+
+
+def _client(config: MLflowConfig) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=config.tracking_uri)
+
+
+def experiment_name(config: MLflowConfig, job_id: str) -> str:
+    return f"{config.experiment_name_prefix}-{job_id}"
+
+
+def _experiment_id(client: Any, config: MLflowConfig, job_id: str) -> str:
+    name = experiment_name(config, job_id)
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    location = config.artifact_location
+    if "://" not in location:
+        location = Path(location).resolve().as_uri()
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def log_evaluation(
+    config: MLflowConfig,
+    *,
+    job_id: str,
+    workload_id: str,
+    candidate: str,
+    eval_type: str,
+    result: dict[str, Any],
+    params: dict[str, Any],
+    manifest_path: Path | None = None,
+    training_curves: dict[str, list[list[float]]] | None = None,
+    adapter_dir: Path | None = None,
+) -> str | None:
+    """Log one evaluation; return its MLflow URI, or None if tracking failed (logged, never raised)."""
+    try:
+        client = _client(config)
+        experiment_id = _experiment_id(client, config, job_id)
+        run = client.create_run(
+            experiment_id,
+            run_name=f"{candidate.replace('/', '_')}_{eval_type}",
+            tags={"flywheel.job_id": job_id, "flywheel.workload_id": workload_id, "flywheel.eval_type": eval_type},
+        )
+        run_id = run.info.run_id
+        base_params = {
+            "model": candidate,
+            "eval_type": eval_type,
+            "flywheel_run_id": job_id,
+            "workload_id": workload_id,
+            "workload_type": result.get("workload_type"),
+            **params,
+        }
+        for key, value in base_params.items():
+            client.log_param(run_id, key, str(value)[:500])
+        for name, entry in {**(result.get("metrics") or {}), **(result.get("usage") or {})}.items():
+            if not isinstance(entry, dict) or entry.get("value") is None:
+                continue
+            client.log_metric(run_id, name, float(entry["value"]))
+            for bound in ("ci_low", "ci_high"):
+                if entry.get(bound) is not None:
+                    client.log_metric(run_id, f"{name}_{bound}", float(entry[bound]))
+            if entry.get("n") is not None:
+                client.log_metric(run_id, f"{name}_n", float(entry["n"]))
+        for curve, points in (training_curves or {}).items():
+            if not isinstance(points, list):
+                continue
+            for point in points:
+                client.log_metric(run_id, curve, float(point[1]), step=int(point[0]))
+        client.log_dict(run_id, {k: v for k, v in result.items() if k != "samples"}, "evaluation.json")
+        if manifest_path is not None and manifest_path.is_file():
+            client.log_artifact(run_id, str(manifest_path), "datasets")
+        if adapter_dir is not None and adapter_dir.is_dir():
+            client.log_artifacts(run_id, str(adapter_dir), "adapter")
+        client.set_terminated(run_id)
+        return f"{config.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    except Exception:
+        log.exception("MLflow logging failed for job %s (%s %s); the evaluation is unaffected", job_id, candidate, eval_type)
+        return None
+
+
+def delete_experiment(config: MLflowConfig, job_id: str) -> None:
+    """Remove a job's experiment (on job deletion); failures are logged, not raised."""
+    try:
+        client = _client(config)
+        existing = client.get_experiment_by_name(experiment_name(config, job_id))
+        if existing is not None:
+            client.delete_experiment(existing.experiment_id)
+    except Exception:
+        log.exception("could not delete the MLflow experiment of job %s", job_id)
