@@ -309,9 +309,13 @@ class ExecutorConfig(_Strict):
         60.0, gt=0, description="A step whose worker missed heartbeats this long is recovered."
     )
     visibility_timeout_s: float = Field(
-        21600.0, gt=0, description="Celery/Redis re-delivery time of an unacknowledged task; above the longest step."
+        21600.0,
+        gt=0,
+        description="Celery/Redis re-delivery time of an unacknowledged task; above the longest step.",
     )
-    queue_prefix: str = Field("", description="Prefix of flywheel's Redis keys (to share a Redis between setups).")
+    queue_prefix: str = Field(
+        "", description="Prefix of flywheel's Redis keys (to share a Redis between setups)."
+    )
 
 
 class PriceEntry(_Strict):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scripted_jobs import Harness, classification_logs, job_config
-
 from flywheel.service.jobs import remove_job
+from scripted_jobs import Harness, classification_logs, job_config
 
 
 def test_each_evaluation_is_an_mlflow_run_with_scores_intervals_curves_and_artifacts(

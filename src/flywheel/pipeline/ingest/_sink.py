@@ -90,7 +90,9 @@ class RecordSink:
         self._pending_dups = 0
         self._quarantine: list[dict[str, Any]] = []
         self._started = 0.0
-        self._jobs: queue.Queue[tuple[list[tuple[Any, ...]], int, list[dict[str, Any]]] | None] = queue.Queue(2)
+        self._jobs: queue.Queue[tuple[list[tuple[Any, ...]], int, list[dict[str, Any]]] | None] = queue.Queue(
+            2
+        )
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
         self._dialect = engine.dialect.name

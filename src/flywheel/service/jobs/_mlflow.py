@@ -57,7 +57,11 @@ def log_evaluation(
         run = client.create_run(
             experiment_id,
             run_name=f"{candidate.replace('/', '_')}_{eval_type}",
-            tags={"flywheel.job_id": job_id, "flywheel.workload_id": workload_id, "flywheel.eval_type": eval_type},
+            tags={
+                "flywheel.job_id": job_id,
+                "flywheel.workload_id": workload_id,
+                "flywheel.eval_type": eval_type,
+            },
         )
         run_id = run.info.run_id
         base_params = {
@@ -92,7 +96,12 @@ def log_evaluation(
         client.set_terminated(run_id)
         return f"{config.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
     except Exception:
-        log.exception("MLflow logging failed for job %s (%s %s); the evaluation is unaffected", job_id, candidate, eval_type)
+        log.exception(
+            "MLflow logging failed for job %s (%s %s); the evaluation is unaffected",
+            job_id,
+            candidate,
+            eval_type,
+        )
         return None
 
 

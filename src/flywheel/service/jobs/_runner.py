@@ -418,7 +418,9 @@ class JobRunner:
                         customizations.c.job_id == job_id, customizations.c.candidate_id == step.candidate_id
                     )
                 )
-            curves = {k: v for k, v in (orjson.loads(metrics) if metrics else {}).items() if k.endswith("loss")}
+            curves = {
+                k: v for k, v in (orjson.loads(metrics) if metrics else {}).items() if k.endswith("loss")
+            }
         uri = log_evaluation(
             config.mlflow_config,
             job_id=job_id,
