@@ -8,6 +8,7 @@ runs), and the dataset manifest and adapter as artifacts.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,18 @@ from flywheel.config import MLflowConfig
 log = logging.getLogger(__name__)
 
 
+#: MLflow's HTTP defaults retry for minutes; a tracking server that is down must not stall every evaluation.
+#: Users can still set these variables themselves.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
 def _client(config: MLflowConfig) -> Any:
+    for key, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=config.tracking_uri)
