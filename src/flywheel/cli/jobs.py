@@ -135,7 +135,10 @@ def run(
     if as_json:
         click.echo(json.dumps(detail, indent=2))
     else:
-        Console().print(results_table(detail))
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=120)  # a log file or pipe: don't squeeze the table into 80 columns
+        out.print(results_table(detail))
         if detail.get("error"):
             click.echo(f"error: {detail['error']}", err=True)
     if detail["status"] != "completed":

@@ -29,7 +29,7 @@ def ingest_lines(
     workload_id: str | None = None,
     client_id: str | None = None,
     on_progress: ProgressFn | None = None,
-    batch_size: int = 5000,
+    batch_size: int = 10000,
 ) -> IngestReport:
     """Store every valid JSON line once and quarantine every bad one with its line number and reason.
 
@@ -89,7 +89,7 @@ def ingest_file(
     workload_id: str | None = None,
     client_id: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-    batch_size: int = 5000,
+    batch_size: int = 10000,
 ) -> IngestReport:
     """Stream a JSONL (or gzipped JSONL) file into the store.
 
@@ -122,7 +122,7 @@ def ingest_objects(
     source: str,
     workload_id: str | None = None,
     client_id: str | None = None,
-    batch_size: int = 5000,
+    batch_size: int = 10000,
 ) -> IngestReport:
     """Store already-parsed records (API bodies, SDK batches), with the same validation as files."""
     with RecordSink(engine, source, batch_size=batch_size) as sink:
