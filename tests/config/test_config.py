@@ -22,6 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO.parent / "shared" / "seeds"
 
 
+@pytest.mark.parametrize("name", ["config.yaml", "demo.yaml", "examples/gpu-remote-judge.yaml"])
+def test_every_shipped_config_is_valid(name: str) -> None:
+    assert load_config_file(REPO / "config" / name).nims
+
+
 def test_shipped_default_config_loads_with_local_candidate() -> None:
     config = load_config_file(REPO / "config" / "config.yaml")
     assert [n.backend for n in config.nims] == ["local"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import orjson
+import pytest
 from sqlalchemy import func, select, update
 
 from flywheel.store import evaluation_samples, job_steps
@@ -174,3 +175,34 @@ def test_per_job_overrides_are_honoured(harness: Harness) -> None:
 def test_a_scripted_backend_factory_is_pluggable() -> None:
     backends = ScriptedBackends()
     assert backends.released == 0
+
+
+def test_a_local_judge_scores_generic_answers_through_the_engine(harness: Harness) -> None:
+    from factories import chat_record
+
+    harness.ingest(
+        [
+            chat_record(
+                f"Tell me about item {i}",
+                f"Item {i} is fine.",
+                workload_id="news",
+                client_id="web",
+                timestamp=i,
+            )
+            for i in range(40)
+        ]
+    )
+    # the scripted "judge" answers every rating request with 8 (→ 0.8); candidates answer with the rule below
+    harness.backends.rule = lambda r: (
+        "Rating: 8" if "reference answer" in str(r.messages).lower() else "Item is fine."
+    )
+    config = job_config(
+        llm_judge_config={"deployment_type": "local", "backend": "local", "model_path": "judge-model"},
+        evaluation_config={"workload_type": "generic"},
+        nims=[{"model_name": "tiny", "backend": "scripted"}],
+    )
+    job_id = harness.submit(config)
+    assert harness.run(job_id) == "completed"
+    ev = harness.repo.detail(job_id)["nims"][0]["evaluations"][0]
+    assert ev["scores"].get("similarity") == pytest.approx(0.8), ev["metrics"].get("similarity")
+    assert ev["metrics"]["rouge_l"]["n"] == 20

@@ -457,7 +457,13 @@ class JobRunner:
         from flywheel.pipeline.evaluate import build_judge, resolve_judge_api_key
 
         key = resolve_judge_api_key(judge_config, self.env)
-        return build_judge(judge_config, key), ""
+
+        def local_judge(cfg: Any) -> InferenceBackend:
+            # A local judge is one more local candidate as far as the engine is concerned.
+            nim = NIMConfig(model_name=cfg.model_name or cfg.model_path, backend="local", model_path=cfg.model_path)
+            return self.backends.inference(nim)
+
+        return build_judge(judge_config, key, local_backend_factory=local_judge), ""
 
     def _customization(self, job_id: str, step: Any, config: FlywheelConfig) -> dict[str, Any]:
         from flywheel.pipeline.datasets import read_jsonl
