@@ -154,9 +154,83 @@ def _update_progress(progress: Any, tasks: dict[str, Any], detail: dict[str, Any
         progress.update(tasks[step["name"]], completed=step["progress"], status=step["status"])
 
 
+class _RemoteJobs:
+    """The same operations as the local store, through a flywheel server's HTTP API."""
+
+    def __init__(self, url: str, api_key: str | None) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30.0)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        from flywheel.errors import ConfigError, ConflictError, FlywheelError, NotFoundError
+
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except Exception as exc:
+            raise FlywheelError(
+                f"Cannot reach the flywheel server at {self.client.base_url}: {exc}"
+            ) from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            error = {404: NotFoundError, 409: ConflictError, 401: ConfigError, 422: ConfigError}.get(
+                response.status_code, FlywheelError
+            )
+            raise error(f"{detail}" if response.status_code != 401 else f"{detail} (set FLYWHEEL_API_KEY)")
+        return response.json()
+
+    def list_jobs(self, **filters: Any) -> tuple[list[dict[str, Any]], int]:
+        body = self._call("GET", "/api/jobs", params={k: v for k, v in filters.items() if v is not None})
+        return body["jobs"], body["total"]
+
+    def detail(self, job_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/jobs/{job_id}"))
+
+    def request_cancel(self, job_id: str) -> str:
+        return str(self._call("POST", f"/api/jobs/{job_id}/cancel")["message"])
+
+    def remove(self, job_id: str) -> None:
+        self._call("DELETE", f"/api/jobs/{job_id}")
+
+
+class _LocalJobs:
+    def __init__(self, ctx: click.Context) -> None:
+        self.settings, self.repo = _store(ctx)
+
+    def list_jobs(self, **filters: Any) -> tuple[list[dict[str, Any]], int]:
+        return self.repo.list_jobs(**filters)  # type: ignore[no-any-return]
+
+    def detail(self, job_id: str) -> dict[str, Any]:
+        return self.repo.detail(job_id)  # type: ignore[no-any-return]
+
+    def request_cancel(self, job_id: str) -> str:
+        return self.repo.request_cancel(job_id)  # type: ignore[no-any-return]
+
+    def remove(self, job_id: str) -> None:
+        from flywheel.service.jobs import remove_job
+
+        remove_job(self.repo, self.settings.home, job_id)
+
+
+def _jobs_backend(ctx: click.Context) -> _RemoteJobs | _LocalJobs:
+    server = ctx.meta.get("flywheel.server")
+    if server:
+        return _RemoteJobs(server, ctx.meta.get("flywheel.api_key"))
+    return _LocalJobs(ctx)
+
+
 @click.group()
-def jobs() -> None:
-    """List, inspect, cancel and delete flywheel runs in the local store."""
+@click.option("--server", envvar="FLYWHEEL_SERVER", help="A flywheel server URL (default: the local store).")
+@click.option("--api-key", envvar="FLYWHEEL_API_KEY", help="API key for --server (or FLYWHEEL_API_KEY).")
+@click.pass_context
+def jobs(ctx: click.Context, server: str | None, api_key: str | None) -> None:
+    """List, inspect, cancel and delete flywheel runs (in the local store, or on a server with --server)."""
+    ctx.meta["flywheel.server"] = server
+    ctx.meta["flywheel.api_key"] = api_key
 
 
 @jobs.command("list")
@@ -169,8 +243,7 @@ def jobs_list(
     ctx: click.Context, workload_id: str | None, status: str | None, limit: int, as_json: bool
 ) -> None:
     """Jobs, newest first."""
-    _, repo = _store(ctx)
-    page, total = repo.list_jobs(workload_id=workload_id, status=status, limit=limit)
+    page, total = _jobs_backend(ctx).list_jobs(workload_id=workload_id, status=status, limit=limit)
     if as_json:
         click.echo(json.dumps({"jobs": page, "total": total}, indent=2))
         return
@@ -189,8 +262,7 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
     """One job in detail."""
     from rich.console import Console
 
-    _, repo = _store(ctx)
-    detail = repo.detail(job_id)
+    detail = _jobs_backend(ctx).detail(job_id)
     if as_json:
         click.echo(json.dumps(detail, indent=2))
     else:
@@ -202,17 +274,13 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
 @click.pass_context
 def jobs_cancel(ctx: click.Context, job_id: str) -> None:
     """Ask a running job to stop (its worker stops between training steps / evaluation batches)."""
-    _, repo = _store(ctx)
-    click.echo(repo.request_cancel(job_id))
+    click.echo(_jobs_backend(ctx).request_cancel(job_id))
 
 
 @jobs.command("delete")
 @click.argument("job_id")
 @click.pass_context
 def jobs_delete(ctx: click.Context, job_id: str) -> None:
-    """Delete a finished job with its datasets and adapters."""
-    from flywheel.service.jobs import remove_job
-
-    settings, repo = _store(ctx)
-    remove_job(repo, settings.home, job_id)
+    """Delete a finished job with its datasets, adapters and tracking entries."""
+    _jobs_backend(ctx).remove(job_id)
     click.echo(f"Job {job_id} deleted.")
