@@ -460,7 +460,9 @@ class JobRunner:
 
         def local_judge(cfg: Any) -> InferenceBackend:
             # A local judge is one more local candidate as far as the engine is concerned.
-            nim = NIMConfig(model_name=cfg.model_name or cfg.model_path, backend="local", model_path=cfg.model_path)
+            nim = NIMConfig(
+                model_name=cfg.model_name or cfg.model_path, backend="local", model_path=cfg.model_path
+            )
             return self.backends.inference(nim)
 
         return build_judge(judge_config, key, local_backend_factory=local_judge), ""
