@@ -287,6 +287,12 @@ class CurationConfig(_Strict):
         description="Drop records whose user text is this similar (Jaccard) to a kept one.",
     )
     max_tool_properties: int = Field(8, ge=1, description="Flag tool schemas with more properties than this.")
+    workers: int | None = Field(
+        None,
+        ge=1,
+        description="Processes for the dataset build's streaming passes (null: 1; 2 roughly halves the wall time "
+        "of a million-record build on 2 idle cores).",
+    )
 
 
 class PromotionConfig(_Strict):

@@ -310,6 +310,7 @@ class JobRunner:
             icl=settings.icl,
             evaluation=settings.evaluation,
             curation=settings.curation,
+            workers=settings.curation.workers,
             since=request.get("since"),
             until=request.get("until"),
         )
