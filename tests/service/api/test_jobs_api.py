@@ -155,3 +155,18 @@ def test_every_api_route_needs_a_key_when_keys_are_set(sqlite_url: str, home: Pa
 def test_openapi_is_published(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/cancel", "/api/logs"} <= set(paths)
+
+
+def test_a_server_restart_resumes_unfinished_jobs(store_url: str, home: Path) -> None:
+    from flywheel.service.jobs import JobRepository, JobRequest, submit_job
+
+    engine = open_store(store_url)
+    ingest_objects(engine, classification_logs(60), source="test")
+    # a job accepted by a server that then went away before running it
+    job_id = submit_job(JobRepository(engine), job_config(), JobRequest(workload_id="news", client_id="web"))
+    engine.dispose()
+    with TestClient(
+        create_app(_settings(store_url, home), backends=ScriptedBackends(knows_topics))
+    ) as client:
+        detail = _wait(client, job_id)
+    assert detail["status"] == "completed"
