@@ -157,12 +157,12 @@ class JobRunner:
         except _JobFailed:
             final = "failed"
         except JobCancelled as exc:
-            self._mark_cancelled(job_id, str(exc))
+            self._end_job(job_id, "cancelled", str(exc))
             final = "cancelled"
         except Exception as exc:  # a bug must still end the job, never leave it "running"
             log.exception("job %s failed", job_id)
-            self._fail_unfinished(job_id, f"{type(exc).__name__}: {exc}")
-            self.repo.finish_job(job_id, "failed", f"Internal error: {type(exc).__name__}: {exc}")
+            cause = f"{type(exc).__name__}: {exc}"
+            self._end_job(job_id, "failed", cause, f"Internal error: {cause}")
             final = "failed"
         if final is not None:
             self.backends.release()
@@ -273,8 +273,7 @@ class JobRunner:
             self._set_step(step.id, status="failed", finished_at=time.time(), error=message)
             if step.kind == "datasets":
                 # Nothing else can run without datasets: the job fails with the reason.
-                self._fail_unfinished(job_id, "Datasets could not be built.")
-                self.repo.finish_job(job_id, "failed", message)
+                self._end_job(job_id, "failed", "Datasets could not be built.", message)
                 raise _JobFailed(message) from exc
             self._after_candidate_failure(job_id, step, message)
             return
@@ -730,40 +729,23 @@ class JobRunner:
             runtime_seconds=now - (started or now),
         )
 
-    def _fail_unfinished(self, job_id: str, reason: str) -> None:
+    def _end_job(self, job_id: str, status: str, reason: str, job_error: str | None = None) -> None:
+        """End every unfinished step, evaluation, customization and candidate with ``status`` and ``reason``,
+        then the job itself (with ``job_error``, default ``reason``)."""
         now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(
-                update(job_steps)
-                .where(job_steps.c.job_id == job_id, job_steps.c.status.in_(("pending", "running")))
-                .values(status="failed", error=reason, finished_at=now)
-            )
-            conn.execute(
-                update(job_candidates)
-                .where(job_candidates.c.job_id == job_id, job_candidates.c.finished_at.is_(None))
-                .values(status="failed", error=reason, finished_at=now)
-            )
-
-    def _mark_cancelled(self, job_id: str, reason: str) -> None:
-        now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(job_steps)
-                .where(job_steps.c.job_id == job_id, job_steps.c.status.in_(("pending", "running")))
-                .values(status="cancelled", error=reason, finished_at=now)
-            )
-            for table in (evaluations, customizations):
+            for table in (job_steps, evaluations, customizations):
                 conn.execute(
                     update(table)
                     .where(table.c.job_id == job_id, table.c.status.in_(("pending", "running")))
-                    .values(status="cancelled", error=reason, finished_at=now)
+                    .values(status=status, error=reason, finished_at=now)
                 )
             conn.execute(
                 update(job_candidates)
                 .where(job_candidates.c.job_id == job_id, job_candidates.c.finished_at.is_(None))
-                .values(status="cancelled", error=reason, finished_at=now)
+                .values(status=status, error=reason, finished_at=now)
             )
-        self.repo.finish_job(job_id, "cancelled", reason)
+        self.repo.finish_job(job_id, status, job_error or reason)
 
     def _finalize(self, job_id: str) -> str:
         steps = self._steps(job_id)
