@@ -88,6 +88,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@_gc_paused()
 def build_datasets(
     engine: Engine,
     workload_id: str,
@@ -117,44 +118,6 @@ def build_datasets(
 
     Raises :class:`DataError` with the reference's messages when there are too few records.
     """
-    with _gc_paused():
-        return _build(
-            engine,
-            workload_id,
-            client_id,
-            out_dir=out_dir,
-            split=split,
-            icl=icl,
-            evaluation=evaluation,
-            curation=curation,
-            since=since,
-            until=until,
-            embedder=embedder,
-            tokenizer=tokenizer,
-            icl_pool_size=icl_pool_size,
-            with_icl=with_icl,
-            workers=workers,
-        )
-
-
-def _build(
-    engine: Engine,
-    workload_id: str,
-    client_id: str,
-    *,
-    out_dir: Path,
-    split: DataSplitConfig,
-    icl: ICLConfig,
-    evaluation: EvaluationConfig,
-    curation: CurationConfig,
-    since: float | None,
-    until: float | None,
-    embedder: EmbeddingBackend | None,
-    tokenizer: Tokenizer | None,
-    icl_pool_size: int,
-    with_icl: bool,
-    workers: int | None,
-) -> DatasetBuild:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     out_dir = Path(out_dir)
