@@ -6,8 +6,8 @@ and changes its state (detail in the reference's shape, cancel, delete).
 
 from flywheel.service.jobs._backends import ConfiguredBackends, default_backends
 from flywheel.service.jobs._repository import ACTIVE, TERMINAL, JobRepository, iso
-from flywheel.service.jobs._runner import BackendFactory, JobRunner, StepSpec, plan_steps
-from flywheel.service.jobs._submit import JobRequest, effective_config, job_dir, remove_job, submit_job
+from flywheel.service.jobs._runner import BackendFactory, JobRunner, StepSpec, job_dir, plan_steps
+from flywheel.service.jobs._submit import JobRequest, effective_config, remove_job, submit_job
 
 __all__ = [
     "ACTIVE",

@@ -47,6 +47,11 @@ class BackendFactory(Protocol):
         ...
 
 
+def job_dir(home: Path, job_id: str) -> Path:
+    """Where a job's datasets and adapters live."""
+    return Path(home) / "jobs" / job_id
+
+
 @dataclass(frozen=True)
 class StepSpec:
     """One planned step of a job."""
@@ -299,7 +304,7 @@ class JobRunner:
         settings = resolve_data_settings(
             config, None
         )  # overrides were merged into the job's config at creation
-        out_dir = self.home / "jobs" / job_id / "datasets"  # see job_dir()
+        out_dir = job_dir(self.home, job_id) / "datasets"
         build = build_datasets(
             self.engine,
             row.workload_id,
@@ -435,7 +440,7 @@ class JobRunner:
                 "adapter_dim": config.lora_config.adapter_dim,
                 "eval_size": config.data_split_config.eval_size,
             },
-            manifest_path=self.home / "jobs" / job_id / "datasets" / "manifest.json",
+            manifest_path=job_dir(self.home, job_id) / "datasets" / "manifest.json",
             training_curves=curves,
             adapter_dir=adapter_dir,
         )
@@ -526,7 +531,7 @@ class JobRunner:
                     )
                 self._set_progress(step.id, pct)
 
-        out_dir = self.home / "jobs" / job_id / "adapters" / _safe(nim.model_name)
+        out_dir = job_dir(self.home, job_id) / "adapters" / _safe(nim.model_name)
         try:
             trainer = self.backends.training(nim, config.training_config, config.lora_config)
             adapter = trainer.train(

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flywheel.config import FlywheelConfig
 from flywheel.errors import ConfigError
 from flywheel.service.jobs._repository import JobRepository
-from flywheel.service.jobs._runner import create_steps, plan_steps
+from flywheel.service.jobs._runner import create_steps, job_dir, plan_steps
 
 
 class JobRequest(BaseModel):
@@ -92,11 +92,6 @@ def submit_job(repo: JobRepository, config: FlywheelConfig, request: JobRequest)
     )
     create_steps(repo, job_id, plan_steps(effective, names))
     return job_id
-
-
-def job_dir(home: Path, job_id: str) -> Path:
-    """Where a job's datasets and adapters live."""
-    return Path(home) / "jobs" / job_id
 
 
 def remove_job(repo: JobRepository, home: Path, job_id: str) -> None:
