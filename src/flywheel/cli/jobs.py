@@ -130,19 +130,39 @@ def run(
             repo.request_cancel(job_id)
             thread.join()
         _update_progress(progress, tasks, repo.detail(job_id))
+    from flywheel.service.jobs import job_report
+
     detail = repo.detail(job_id)
+    report = job_report(repo.engine, job_id)
     repo.engine.dispose()
     if as_json:
-        click.echo(json.dumps(detail, indent=2))
+        click.echo(json.dumps({**detail, "report": report}, indent=2))
     else:
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=120)  # a log file or pipe: don't squeeze the table into 80 columns
-        out.print(results_table(detail))
+        print_report(report)
         if detail.get("error"):
             click.echo(f"error: {detail['error']}", err=True)
     if detail["status"] != "completed":
         ctx.exit(1)
+
+
+def print_report(report: dict[str, Any], fmt: str = "text") -> None:
+    """Print a report as ``json``, ``markdown`` (plain text) or ``text`` (the Markdown rendered for a terminal)."""
+    from flywheel.pipeline.report import render_markdown
+
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    markdown = render_markdown(report)
+    if fmt == "markdown":
+        click.echo(markdown, nl=False)
+        return
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=160)  # a log file or pipe: don't squeeze the tables into 80 columns
+    out.print(Markdown(markdown))
 
 
 def _update_progress(progress: Any, tasks: dict[str, Any], detail: dict[str, Any]) -> None:
@@ -196,6 +216,9 @@ class _RemoteJobs:
     def remove(self, job_id: str) -> None:
         self._call("DELETE", f"/api/jobs/{job_id}")
 
+    def report(self, job_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/jobs/{job_id}/report"))
+
 
 class _LocalJobs:
     def __init__(self, ctx: click.Context) -> None:
@@ -214,6 +237,11 @@ class _LocalJobs:
         from flywheel.service.jobs import remove_job
 
         remove_job(self.repo, self.settings.home, job_id)
+
+    def report(self, job_id: str) -> dict[str, Any]:
+        from flywheel.service.jobs import job_report
+
+        return job_report(self.repo.engine, job_id)
 
 
 def _jobs_backend(ctx: click.Context) -> _RemoteJobs | _LocalJobs:
@@ -284,3 +312,18 @@ def jobs_delete(ctx: click.Context, job_id: str) -> None:
     """Delete a finished job with its datasets, adapters and tracking entries."""
     _jobs_backend(ctx).remove(job_id)
     click.echo(f"Job {job_id} deleted.")
+
+
+@click.command("report")
+@click.argument("job_id")
+@click.option("--json", "fmt", flag_value="json", help="The report as JSON (the API's shape).")
+@click.option("--markdown", "fmt", flag_value="markdown", help="The report as Markdown.")
+@click.option("--server", envvar="FLYWHEEL_SERVER", help="A flywheel server URL (default: the local store).")
+@click.option("--api-key", envvar="FLYWHEEL_API_KEY", help="API key for --server (or FLYWHEEL_API_KEY).")
+@click.pass_context
+def report(ctx: click.Context, job_id: str, fmt: str | None, server: str | None, api_key: str | None) -> None:
+    """What a run found: scores with 95% intervals, latency, tokens, cost per 1M requests against the teacher, and
+    which candidate (if any) can replace it."""
+    ctx.meta["flywheel.server"] = server
+    ctx.meta["flywheel.api_key"] = api_key
+    print_report(_jobs_backend(ctx).report(job_id), fmt or "text")

@@ -178,6 +178,8 @@ class EvaluationResult:
     bootstrap_samples: int = 1000
     confidence: float = 0.95
     seed: int = 0
+    #: Wall time spent generating the candidate's answers (all batches), when the caller measured it.
+    generation_seconds: float | None = None
 
     @property
     def scores(self) -> dict[str, float]:
@@ -193,6 +195,13 @@ class EvaluationResult:
     def candidate_errors(self) -> int:
         """Scored samples whose candidate generation failed (they count as wrong)."""
         return sum(1 for s in self.samples if s.skipped_reason is None and s.candidate_error)
+
+    def throughput(self) -> dict[str, float | None]:
+        """Measured generation throughput: ``{"generation_seconds", "requests_per_s"}`` (None when not timed)."""
+        answered = sum(1 for s in self.samples if not s.candidate_error)
+        seconds = self.generation_seconds
+        rate = answered / seconds if seconds and answered else None
+        return {"generation_seconds": seconds, "requests_per_s": rate}
 
     def to_json(self, include_samples: bool = True) -> dict[str, Any]:
         """The whole result as plain JSON (see the module docstring of ``flywheel.pipeline.evaluate``)."""
@@ -217,6 +226,7 @@ class EvaluationResult:
                 "confidence": self.confidence,
                 "seed": self.seed,
             },
+            "throughput": self.throughput(),
         }
         if include_samples:
             out["samples"] = [s.to_json() for s in self.samples]

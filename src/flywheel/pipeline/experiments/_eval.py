@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -76,6 +77,7 @@ def run_evaluation(
         max_tokens = answer_token_budget(records)
     requests = candidate_requests(list(records), max_tokens=max_tokens)
     # Answering takes almost all the time; the last 5 % of the progress bar is the scoring.
+    started = time.perf_counter()
     generations = generate_answers(
         backend,
         requests,
@@ -83,6 +85,7 @@ def run_evaluation(
         on_progress=(lambda f: on_progress(0.95 * f)) if on_progress else None,
         should_stop=should_stop,
     )
+    generation_seconds = time.perf_counter() - started
     result = evaluate(
         records,
         generations,
@@ -94,6 +97,7 @@ def run_evaluation(
         confidence=confidence,
         seed=seed,
     )
+    result.generation_seconds = generation_seconds
     if on_progress is not None:
         on_progress(1.0)
     return result

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from flywheel.service.jobs import JobRepository, JobRequest, remove_job, submit_job
+from flywheel.service.jobs import JobRepository, JobRequest, job_report, job_samples, remove_job, submit_job
 
 router = APIRouter(tags=["jobs"])
 
@@ -85,3 +85,45 @@ async def delete_job(job_id: str, request: Request) -> JobActionResponse:
     """Removes the run, its datasets and adapters. Refused (409) while the run is active."""
     await run_in_threadpool(remove_job, _repo(request), request.app.state.settings.home, job_id)
     return JobActionResponse(id=job_id, message="Job deleted, with its datasets and adapters.")
+
+
+class SamplesResponse(BaseModel):
+    samples: list[dict[str, Any]]
+    total: int = Field(description="Samples matching the filters.")
+    limit: int
+    offset: int
+
+
+@router.get("/jobs/{job_id}/report", summary="A flywheel run's report")
+async def get_report(job_id: str, request: Request) -> dict[str, Any]:
+    """Scores with n and 95% CI, latency, tokens, cost per 1M requests against the teacher, and the recommendation
+    (the cheapest candidate whose lower bound clears ``promotion.min_score``). Works while the job runs."""
+    return await run_in_threadpool(job_report, request.app.state.engine, job_id)
+
+
+@router.get("/jobs/{job_id}/samples", response_model=SamplesResponse, summary="Per-sample evidence of a run")
+async def get_samples(
+    job_id: str,
+    request: Request,
+    candidate: str | None = None,
+    eval_type: Literal["base", "icl", "customized"] | None = None,
+    max_score: float | None = Query(
+        None, description="Only samples scoring at most this (0.99: divergent ones)."
+    ),
+    search: str | None = Query(None, max_length=200, description="Substring of the prompt or either answer."),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> SamplesResponse:
+    """Teacher vs candidate answers with per-sample scores and judge verdicts, lowest score first."""
+    page, total = await run_in_threadpool(
+        job_samples,
+        request.app.state.engine,
+        job_id,
+        candidate=candidate,
+        eval_type=eval_type,
+        max_score=max_score,
+        search=search,
+        limit=limit,
+        offset=offset,
+    )
+    return SamplesResponse(samples=page, total=total, limit=limit, offset=offset)

@@ -5,6 +5,7 @@ and changes its state (detail in the reference's shape, cancel, delete).
 """
 
 from flywheel.service.jobs._backends import ConfiguredBackends, default_backends
+from flywheel.service.jobs._report import job_report, job_samples, report_settings, teacher_model_from_logs
 from flywheel.service.jobs._repository import ACTIVE, TERMINAL, JobRepository, iso
 from flywheel.service.jobs._runner import BackendFactory, JobRunner, StepSpec, job_dir, plan_steps
 from flywheel.service.jobs._submit import JobRequest, effective_config, remove_job, submit_job
@@ -22,7 +23,11 @@ __all__ = [
     "effective_config",
     "iso",
     "job_dir",
+    "job_report",
+    "job_samples",
     "plan_steps",
     "remove_job",
+    "report_settings",
     "submit_job",
+    "teacher_model_from_logs",
 ]

@@ -240,10 +240,20 @@ class JobRepository:
 
     @staticmethod
     def _dataset_stats(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Counts at each curation step, rejection reasons and class distribution per split, from the manifest."""
         if not manifest:
             return None
-        keep = ("workload_type", "counts", "rejected", "splits", "workload_evidence", "split_strategy", "pii")
-        return {k: manifest[k] for k in keep if k in manifest}
+        return {
+            "workload_type": manifest.get("workload_type"),
+            "workload_evidence": manifest.get("workload_evidence"),
+            "counts": manifest.get("steps", {}),
+            "rejected": manifest.get("rejected", {}),
+            "splits": {name: manifest[name] for name in ("eval", "train", "val") if name in manifest},
+            "split_decisions": (manifest.get("split") or {}).get("decisions", []),
+            "leakage": manifest.get("leakage"),
+            "pii": manifest.get("pii"),
+            "icl": manifest.get("icl"),
+        }
 
     @staticmethod
     def _evaluation(e: Any) -> dict[str, Any]:
@@ -262,6 +272,7 @@ class JobRepository:
             "status": e.status,
             "metrics": result.get("metrics", {}),
             "usage": result.get("usage", {}),
+            "throughput": result.get("throughput"),
             "n": result.get("n_scored"),
         }
 
