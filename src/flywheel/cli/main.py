@@ -54,6 +54,7 @@ def _register() -> None:
         datasets.demo_data,
         jobs.run,
         jobs.jobs,
+        jobs.report,
         serve.serve,
         worker.worker,
         score.score,
