@@ -16,8 +16,6 @@ PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
     "generic": ("similarity", "rouge_l"),
 }
 DEFAULT_MIN_SCORE = 0.9
-#: Interval width above which the eval set is called too small to decide.
-WIDE_INTERVAL = 0.15
 
 
 def primary_metric(workload_type: str | None, computed: Sequence[str] = ()) -> str:
@@ -179,16 +177,11 @@ def advice(
     """What would most likely help the near-miss qualify, most useful first (heuristics, stated as such)."""
     out: list[str] = []
     low, high, score = near.get("ci_low"), near.get("ci_high"), near.get("score")
-    straddles = threshold is not None and high is not None and high >= threshold
-    if (
-        low is not None
-        and high is not None
-        and high - low > WIDE_INTERVAL
-        and (straddles or threshold is None)
-    ):
-        # only when the threshold lies inside the interval: more data alone cannot lift a score that is too low
+    if low is not None and high is not None and threshold is not None and low < threshold <= high:
+        # the threshold lies inside the interval: the evidence cannot tell yet, and more eval data would settle it
+        # (when the whole interval is below the threshold, more data alone cannot lift the score)
         out.append(
-            f"More evaluation data: the interval is {high - low:.2f} wide at n={near.get('n')} and contains the "
+            f"More evaluation data: the interval [{low:.3f}, {high:.3f}] at n={near.get('n')} contains the "
             "threshold; raise data_split_config.eval_size (and log more traffic) to narrow it."
         )
     if near["eval_type"] != "customized" and not near.get("customization_enabled"):
