@@ -46,7 +46,8 @@ demo: install
 	$(DEMO) run --workload-id news-headline-classifier --client-id demo
 	@echo
 	@echo "Inspect the run:  $(VENV)/bin/flywheel --config config/demo.yaml jobs list"
-	@echo "HTTP API:         $(VENV)/bin/flywheel --config config/demo.yaml serve   (then open http://127.0.0.1:8000/docs)"
+	@echo "Report:           $(VENV)/bin/flywheel --config config/demo.yaml report JOB_ID [--markdown|--json]"
+	@echo "Dashboard + API:  $(VENV)/bin/flywheel --config config/demo.yaml serve   (then open http://127.0.0.1:8000/ and /docs)"
 
 test: install
 	$(PY) -m pytest -q
