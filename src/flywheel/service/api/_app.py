@@ -14,6 +14,7 @@ from flywheel.config import Settings
 from flywheel.errors import ConfigError, ConflictError, DataError, FlywheelError, NotFoundError
 from flywheel.service.api import _jobs, _logs
 from flywheel.service.api._auth import make_auth_dependency
+from flywheel.service.web import mount_dashboard
 
 _STATUS = {NotFoundError: 404, ConflictError: 409, ConfigError: 422, DataError: 422}
 
@@ -76,4 +77,5 @@ def create_app(
     auth = [Depends(make_auth_dependency(settings.api_keys))]
     app.include_router(_logs.router, prefix="/api", dependencies=auth)
     app.include_router(_jobs.router, prefix="/api", dependencies=auth)
+    mount_dashboard(app)  # public: the page asks for the API key when /api answers 401
     return app
