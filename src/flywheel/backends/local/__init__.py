@@ -10,6 +10,7 @@ building a backend raises :class:`~flywheel.errors.MissingDependencyError` namin
     trainer = LocalTrainingBackend("smollm2-135m-instruct", training=TrainingParams(...), lora=LoRAParams(...))
     adapter = trainer.train(train_examples, val_examples, out_dir, on_progress, should_stop)
     tuned = LocalInferenceBackend("smollm2-135m-instruct", adapter_dir=adapter.adapter_dir)
+    save_merged_model("smollm2-135m-instruct", adapter.adapter_dir, out_dir)  # a plain transformers folder
     release_models()  # at the end of a job
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from flywheel.backends.local._builder import training_params
 from flywheel.backends.local._inference import LocalInferenceBackend
 from flywheel.backends.local._loading import cached_models, release_models
+from flywheel.backends.local._merge import save_merged_model
 from flywheel.backends.local._sources import DEFAULT_MODEL, PACKAGED_MODELS, ModelSource, resolve_model_source
 from flywheel.backends.local._tools import parse_tool_calls
 from flywheel.backends.local._training import (
@@ -40,5 +42,6 @@ __all__ = [
     "parse_tool_calls",
     "release_models",
     "resolve_model_source",
+    "save_merged_model",
     "training_params",
 ]

@@ -183,7 +183,7 @@ class LocalInferenceBackend:
             input_ids[row, width - len(item.ids) :] = torch.tensor(item.ids, dtype=torch.long)
             attention[row, width - len(item.ids) :] = 1
         stop, temperature = batch[0].group
-        eos_ids = _eos_ids(loaded)
+        eos_ids = eos_token_ids(loaded.model, tokenizer, loaded.source.spec)
         config = GenerationConfig(
             max_new_tokens=max(p.max_new for p in batch),
             do_sample=temperature > 0,
@@ -233,10 +233,11 @@ class LocalInferenceBackend:
         return generations
 
 
-def _eos_ids(loaded: LoadedModel) -> list[int]:
-    tokenizer = loaded.tokenizer
+def eos_token_ids(model: Any, tokenizer: Any, name: str) -> list[int]:
+    """The token ids generation stops at: the model's and tokenizer's end-of-sequence tokens plus every common
+    end-of-turn marker the vocabulary has (chat models end a turn with one, not always with their EOS token)."""
     ids: set[int] = set()
-    configured = getattr(loaded.model.generation_config, "eos_token_id", None)
+    configured = getattr(model.generation_config, "eos_token_id", None)
     for value in (configured, tokenizer.eos_token_id):
         if isinstance(value, int):
             ids.add(value)
@@ -245,9 +246,7 @@ def _eos_ids(loaded: LoadedModel) -> list[int]:
     vocab = tokenizer.get_vocab()
     ids.update(vocab[marker] for marker in _END_OF_TURN if marker in vocab)
     if not ids:
-        raise BackendError(
-            f"Model {loaded.source.spec!r} defines no end-of-sequence token; generation cannot stop."
-        )
+        raise BackendError(f"Model {name!r} defines no end-of-sequence token; generation cannot stop.")
     return sorted(ids)
 
 

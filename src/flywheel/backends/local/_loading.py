@@ -112,7 +112,8 @@ def _converted_dir(source: ModelSource, cache_dir: Path) -> Path:
     return cache_dir / f"{Path(source.gguf_file or 'model').stem}-{source.key}"
 
 
-def _load_weights(source: ModelSource, dtype: Any, cache_dir: Path | None) -> tuple[Any, Any]:
+def load_weights(source: ModelSource, dtype: Any, cache_dir: Path | None) -> tuple[Any, Any]:
+    """A fresh (uncached) model and tokenizer from ``source``; GGUF files go through the conversion cache."""
     if source.gguf_file is None or cache_dir is None:
         return _from_pretrained(source, dtype)
     import torch
@@ -172,12 +173,12 @@ def acquire_model(
         if loaded is None:
             start = time.perf_counter()
             if adapter_dir is None:
-                model, tokenizer = _load_weights(source, dtype, cache_dir)
+                model, tokenizer = load_weights(source, dtype, cache_dir)
                 model.to(device)
             else:
                 base = acquire_model(source, device, dtype, cache_dir)
                 try:
-                    model = _merge_adapter(copy.deepcopy(base.model), adapter_dir)
+                    model = merge_adapter(copy.deepcopy(base.model), adapter_dir)
                     tokenizer = base.tokenizer
                 finally:
                     release_model(base)
@@ -191,7 +192,8 @@ def acquire_model(
         return loaded
 
 
-def _merge_adapter(model: Any, adapter_dir: Path) -> Any:
+def merge_adapter(model: Any, adapter_dir: Path) -> Any:
+    """``model`` with the LoRA adapter in ``adapter_dir`` merged into its weights (``model`` is consumed)."""
     from peft import PeftModel
 
     try:

@@ -23,7 +23,8 @@ from typing import Any
 
 from flywheel.backends._types import TrainedAdapter, TrainingProgress
 from flywheel.backends.local._chat import training_ids
-from flywheel.backends.local._loading import base_model_copy, clear_gguf_quantizer, require_local
+from flywheel.backends.local._loading import base_model_copy, require_local
+from flywheel.backends.local._merge import save_model_folder
 from flywheel.backends.local._sources import ModelSource, resolve_model_source
 from flywheel.errors import BackendError, DataError, JobCancelled
 
@@ -326,10 +327,7 @@ class LocalTrainingBackend:
         merged_dir = None
         if self.training.merge:
             merged_dir = out_dir / "merged"
-            merged = peft_model.merge_and_unload()
-            clear_gguf_quantizer(merged)
-            merged.save_pretrained(str(merged_dir), safe_serialization=True)
-            tokenizer.save_pretrained(str(merged_dir))
+            save_model_folder(peft_model.merge_and_unload(), tokenizer, merged_dir, self.source.spec)
         return TrainedAdapter(
             adapter_dir=adapter_dir,
             base_model=self.source.spec,
