@@ -46,7 +46,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from flywheel.cli import config_cmd, datasets, ingest, jobs, score, serve, worker
+    from flywheel.cli import config_cmd, datasets, export, ingest, jobs, score, serve, worker
 
     for command in (
         ingest.ingest,
@@ -55,6 +55,7 @@ def _register() -> None:
         jobs.run,
         jobs.jobs,
         jobs.report,
+        export.export,
         serve.serve,
         worker.worker,
         score.score,
