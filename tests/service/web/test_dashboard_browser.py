@@ -80,6 +80,11 @@ def test_finished_run_shows_recommendation_chart_and_divergent_samples(
     expect(rows.first.locator("td.score")).to_have_text("0.00")
     expect(rows.first).to_contain_text("customized")
 
+    overflowing = page.evaluate(
+        "[...document.querySelectorAll('.table-wrap')].filter(e => e.scrollWidth > e.clientWidth).length"
+    )
+    assert overflowing == 0, "a table needs a horizontal scroll bar at 1280×800"
+
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     record_property("screenshot", str(SCREENSHOT))

@@ -77,6 +77,12 @@ function metricCell(metric, primary) {
   );
 }
 
+/** "a / b unit", or a dash when neither was measured. */
+function pair(a, b, digitsA, digitsB, unit = "") {
+  if ((a === null || a === undefined) && (b === null || b === undefined)) return DASH;
+  return `${num(a, digitsA)} / ${num(b, digitsB)}${unit}`;
+}
+
 function verdictCell(e) {
   if (e.qualifies) return h("td", { class: "verdict qualifies" }, "✓ qualifies");
   return h("td", { class: "verdict shortfall" }, (e.shortfalls || []).join("; ") || DASH);
@@ -110,15 +116,11 @@ function scoresTable(report) {
         h("td", { class: "nowrap" }, e.eval_type, e.status !== "completed" ? [" ", badge(e.status)] : null),
         h("td", { class: "num" }, count(e.n)),
         metrics.map((name) => metricCell(e.metrics?.[name], name === primary)),
+        h("td", { class: "num nowrap" }, pair(usage(e, "latency_p50_s"), usage(e, "latency_p95_s"), 2, 2, " s")),
         h(
           "td",
           { class: "num nowrap" },
-          `${num(usage(e, "latency_p50_s"), 2)} / ${num(usage(e, "latency_p95_s"), 2)} s`,
-        ),
-        h(
-          "td",
-          { class: "num nowrap" },
-          `${num(usage(e, "prompt_tokens_mean"), 0)} / ${num(usage(e, "completion_tokens_mean"), 1)}`,
+          pair(usage(e, "prompt_tokens_mean"), usage(e, "completion_tokens_mean"), 0, 1),
         ),
         h("td", { class: "num nowrap", title: e.cost?.reason || null }, costText(e.cost)),
         h("td", { class: "num" }, pct(e.saving_pct)),
@@ -135,11 +137,7 @@ function scoresTable(report) {
     h("td", { class: "num" }, count(teacher.n)),
     metrics.map(() => h("td", { class: "num muted" }, "reference")),
     h("td", { class: "num" }, DASH),
-    h(
-      "td",
-      { class: "num nowrap" },
-      `${num(teacher.prompt_tokens_mean, 0)} / ${num(teacher.completion_tokens_mean, 1)}`,
-    ),
+    h("td", { class: "num nowrap" }, pair(teacher.prompt_tokens_mean, teacher.completion_tokens_mean, 0, 1)),
     h("td", { class: "num nowrap" }, costText(teacher.cost)),
     h("td", {}, ""),
     h("td", {}, ""),
@@ -190,7 +188,7 @@ export function trainingCard(report) {
           { class: "loss-item" },
           t.train_loss?.length
             ? lossChart(c.model_name, t)
-            : h("p", { class: "muted" }, `${c.model_name}: no loss recorded yet.`),
+            : h("p", { class: "muted" }, `${c.model_name}: no loss recorded${isActive(t.status) ? " yet" : ""}.`),
           h(
             "p",
             { class: "small muted" },
