@@ -98,6 +98,8 @@ def test_adapter_export_copies_the_jobs_adapter_with_a_model_card(harness: Harne
     assert result.kind == "adapter"
     assert result.total_bytes == sum(p.stat().st_size for p in out.iterdir())
     assert not list(tmp_path.glob(".export.export-*")), "the staging directory is removed"
+    (tmp_path / "plain").mkdir()
+    assert out.stat().st_mode == (tmp_path / "plain").stat().st_mode, "not the private mode of a temp dir"
 
     detail = harness.repo.detail(job_id)
     facts = json.loads((out / FACTS_FILE).read_text())

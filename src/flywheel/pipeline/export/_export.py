@@ -164,7 +164,7 @@ def export_candidate(
         else:
             for name in ADAPTER_FILES:
                 shutil.copy2(located.adapter_dir / name, stage / name)
-        facts = export_facts(located, base, kind, out_dir, dtype=dtype if merged else None)
+        facts = _facts(located, base, kind, out_dir, dtype=dtype if merged else None)
         (stage / CARD_FILE).write_text(render_card(facts), encoding="utf-8")
         files = [_describe(stage, path) for path in sorted(stage.rglob("*")) if path.is_file()]
         facts["files"] = [f.to_json() for f in files]
@@ -277,7 +277,7 @@ def describe_base_model(nim: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ facts
 
 
-def export_facts(
+def _facts(
     located: _Located, base: dict[str, Any], kind: ExportKind, out_dir: Path, *, dtype: str | None
 ) -> dict[str, Any]:
     """The facts of ``flywheel_export.json`` and the model card (everything but the file list)."""
@@ -370,9 +370,7 @@ def _staging(out_dir: Path) -> Iterator[Path]:
 
 def _publish(stage: Path, out_dir: Path) -> None:
     """Move the staged files into ``out_dir``, first removing the files an earlier export listed there."""
-    if not out_dir.exists():
-        os.replace(stage, out_dir)
-        return
+    out_dir.mkdir(exist_ok=True)  # not the staging directory itself: mkdtemp makes it private (mode 0700)
     for earlier in _earlier_export_files(out_dir):
         earlier.unlink(missing_ok=True)
     for path in sorted(stage.rglob("*")):
