@@ -14,7 +14,7 @@ import pytest
 from flywheel.pipeline.ingest import ingest_objects
 from flywheel.service.jobs import job_samples
 from flywheel.store import open_store
-from scripted_jobs import ScriptedBackends, classification_logs, knows_topics
+from scripted_jobs import Harness, ScriptedBackends, classification_logs, knows_topics
 
 pytestmark = pytest.mark.browser
 
@@ -197,3 +197,31 @@ def test_page_asks_for_the_api_key_then_shows_the_runs(
     expect(page.get_by_test_id("run-row")).to_have_count(1)
     expect(page.get_by_test_id("run-row").locator("td.best")).to_have_text("✓ tiny-1b (customized)")
     assert page.evaluate("sessionStorage.getItem('flywheel.apiKey')") == "s3cret"
+
+
+def test_runs_list_pages_and_filters_by_status(
+    open_page: Callable[..., Any],
+    make_app: Callable[..., Any],
+    serve: Callable[[Any], str],
+    sqlite_url: str,
+    home: Path,
+    expect: Any,
+) -> None:
+    harness = Harness(sqlite_url, home)
+    harness.ingest(classification_logs(60))
+    finished = harness.submit()
+    assert harness.run(finished) == "completed"
+    for _ in range(22):
+        harness.submit()  # never run: pending
+    page = open_page(serve(make_app(sqlite_url, home, engine=harness.engine)))
+    rows = page.get_by_test_id("run-row")
+    expect(page.get_by_test_id("runs-range")).to_have_text("1–20 of 23")
+    expect(rows).to_have_count(20)
+    page.get_by_role("link", name="Older →").click()
+    expect(page.get_by_test_id("runs-range")).to_have_text("21–23 of 23")
+    expect(rows).to_have_count(3)
+    expect(rows.last).to_have_attribute("data-job-id", finished)
+    page.get_by_label("Status").select_option("completed")
+    expect(page.get_by_test_id("runs-range")).to_have_text("1–1 of 1")
+    expect(rows.locator("td.best")).to_have_text("tiny (base) near miss")  # the scripted candidate is wrong
+    harness.engine.dispose()
