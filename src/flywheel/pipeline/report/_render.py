@@ -67,8 +67,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     ]
     if report.get("error"):
         lines[4:4] = [f"> Job error: {report['error']}", ""]
-    label = {"recommended": "Recommended", "pending": "Pending", "no_candidate": "No candidate qualifies"}
-    lines.append(f"**{label.get(rec['status'], rec['status'])}.** {rec.get('message', '')}")
+    # the message of the other statuses starts with what they are ("No candidate qualifies: …")
+    prefix = "**Recommended.** " if rec["status"] == "recommended" else ""
+    lines.append(prefix + rec.get("message", ""))
     thresholds = ", ".join(f"{k} ≥ {v:.2f}" for k, v in (rec.get("thresholds") or {}).items())
     lines += [
         "",
