@@ -42,7 +42,7 @@ from flywheel.pipeline.evaluate._judge import (
     SimilarityScorer,
     ToolCallCorrectnessScorer,
 )
-from flywheel.pipeline.evaluate._stats import Interval, bootstrap, bootstrap_mean
+from flywheel.pipeline.evaluate._stats import Interval, bootstrap, bootstrap_mean, bootstrap_percentile
 from flywheel.pipeline.evaluate._text import rouge_l, token_f1
 from flywheel.pipeline.evaluate._tool_calling import (
     arguments_f1,
@@ -560,13 +560,7 @@ def usage_metrics(
         if len(latencies) == 0:
             out[name] = MetricResult.not_computed(name, "no latency was measured", confidence)
             continue
-        interval = bootstrap(
-            lambda idx, q=q: float(np.percentile(latencies[idx], q)),  # type: ignore[misc]
-            len(latencies),
-            n_boot=n_boot,
-            confidence=confidence,
-            seed=seed,
-        )
+        interval = bootstrap_percentile(latencies, q, n_boot=n_boot, confidence=confidence, seed=seed)
         out[name] = MetricResult.from_interval(name, interval, confidence)
     scored = [s for s in samples if s.skipped_reason is None]
     columns: list[tuple[str, Sequence[SampleEvidence], str]] = [
