@@ -112,7 +112,7 @@ function scoresTable(report) {
       h(
         "tr",
         { "data-testid": "score-row", "data-candidate": c.model_name, "data-eval-type": e.eval_type },
-        h("td", { class: "nowrap" }, c.model_name),
+        h("td", { class: "candidate-name" }, c.model_name),
         h("td", { class: "nowrap" }, e.eval_type, e.status !== "completed" ? [" ", badge(e.status)] : null),
         h("td", { class: "num" }, count(e.n)),
         metrics.map((name) => metricCell(e.metrics?.[name], name === primary)),
