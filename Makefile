@@ -47,7 +47,7 @@ demo: install
 	@echo
 	@echo "Inspect the run:  $(VENV)/bin/flywheel --config config/demo.yaml jobs list"
 	@echo "Report:           $(VENV)/bin/flywheel --config config/demo.yaml report JOB_ID [--markdown|--json]"
-	@echo "Dashboard + API:  $(VENV)/bin/flywheel --config config/demo.yaml serve   (then open http://127.0.0.1:8000/ and /docs)"
+	@echo "Dashboard + API:  $(VENV)/bin/flywheel --config config/demo.yaml serve   (then open http://127.0.0.1:8000/ for the dashboard)"
 
 test: install
 	$(PY) -m pytest -q

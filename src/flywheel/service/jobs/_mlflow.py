@@ -2,7 +2,8 @@
 
 One experiment per job (``{experiment_name_prefix}-{job_id}``), one MLflow run per candidate × evaluation with the
 job's parameters, every score with its confidence interval and ``n``, the training loss curves (customized-eval
-runs), and the dataset manifest and adapter as artifacts.
+runs), and the dataset manifest and adapter as artifacts; and, when the job ends, a ``report`` run with the cost per
+1M requests and saving of every evaluation, the recommendation as tags, and the report (JSON and Markdown).
 """
 
 from __future__ import annotations
@@ -114,6 +115,45 @@ def log_evaluation(
             candidate,
             eval_type,
         )
+        return None
+
+
+def log_report(config: MLflowConfig, *, job_id: str, report: dict[str, Any]) -> str | None:
+    """Log a finished job's report as its experiment's ``report`` run; return its URI (None on failure, logged)."""
+    from flywheel.pipeline.report import render_markdown
+
+    try:
+        client = _client(config)
+        experiment_id = _experiment_id(client, config, job_id)
+        rec = report["recommendation"]
+        run = client.create_run(
+            experiment_id,
+            run_name="report",
+            tags={
+                "flywheel.job_id": job_id,
+                "flywheel.recommendation": rec["status"],
+                "flywheel.recommended_candidate": str(rec.get("candidate") or ""),
+                "flywheel.recommended_eval_type": str(rec.get("eval_type") or ""),
+                "flywheel.cost_unit": str(report["cost_model"]["unit"]),
+            },
+        )
+        run_id = run.info.run_id
+        teacher_cost = report["teacher"]["cost"].get("value")
+        if teacher_cost is not None:
+            client.log_metric(run_id, "teacher/cost_per_1m_requests", float(teacher_cost))
+        for candidate in report["candidates"]:
+            for ev in candidate["evaluations"]:
+                prefix = f"{candidate['model_name']}/{ev['eval_type']}"
+                if ev["cost"].get("value") is not None:
+                    client.log_metric(run_id, f"{prefix}/cost_per_1m_requests", float(ev["cost"]["value"]))
+                if ev.get("saving_pct") is not None:
+                    client.log_metric(run_id, f"{prefix}/saving_pct", float(ev["saving_pct"]))
+        client.log_dict(run_id, report, "report.json")
+        client.log_text(run_id, render_markdown(report), "report.md")
+        client.set_terminated(run_id)
+        return f"{config.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    except Exception:
+        log.exception("MLflow logging of the report of job %s failed; the job is unaffected", job_id)
         return None
 
 

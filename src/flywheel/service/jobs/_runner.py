@@ -768,6 +768,17 @@ class JobRunner:
             )
         self._set_step(finalize.id, status="completed", started_at=now, finished_at=now, progress=100.0)
         self.repo.finish_job(job_id, status, error)
+        config = FlywheelConfig.model_validate(self.repo.job_config(job_id))
+        if completed and config.mlflow_config.enabled:
+            from flywheel.service.jobs._mlflow import log_report
+            from flywheel.service.jobs._report import job_report
+
+            try:
+                report = job_report(self.engine, job_id)
+            except Exception:  # tracking must never turn a finished job into a crashed runner
+                log.exception("could not build the report of job %s for MLflow", job_id)
+            else:
+                log_report(config.mlflow_config, job_id=job_id, report=report)
         return status
 
 
