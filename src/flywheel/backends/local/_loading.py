@@ -192,12 +192,24 @@ def acquire_model(
         return loaded
 
 
+@contextlib.contextmanager
+def quiet_peft_wrapping() -> Any:
+    """Hide the FutureWarning PEFT triggers by reading transformers' deprecated ``is_gradient_checkpointing`` when it
+    wraps a model (a PEFT/transformers version interplay, not something a flywheel user can act on)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
 def merge_adapter(model: Any, adapter_dir: Path) -> Any:
     """``model`` with the LoRA adapter in ``adapter_dir`` merged into its weights (``model`` is consumed)."""
     from peft import PeftModel
 
     try:
-        peft_model = PeftModel.from_pretrained(model, str(adapter_dir))
+        with quiet_peft_wrapping():
+            peft_model = PeftModel.from_pretrained(model, str(adapter_dir))
     except (OSError, ValueError, RuntimeError) as exc:
         raise BackendError(
             f"Could not apply the adapter in {str(adapter_dir)!r} to its base model: {exc}"

@@ -23,7 +23,7 @@ from typing import Any
 
 from flywheel.backends._types import TrainedAdapter, TrainingProgress
 from flywheel.backends.local._chat import training_ids
-from flywheel.backends.local._loading import base_model_copy, require_local
+from flywheel.backends.local._loading import base_model_copy, quiet_peft_wrapping, require_local
 from flywheel.backends.local._merge import save_model_folder
 from flywheel.backends.local._sources import ModelSource, resolve_model_source
 from flywheel.errors import BackendError, DataError, JobCancelled
@@ -213,7 +213,8 @@ class LocalTrainingBackend:
         )
         try:
             # PEFT keeps the adapter weights in float32 even on a bf16 base (autocast_adapter_dtype).
-            peft_model = get_peft_model(model, config)
+            with quiet_peft_wrapping():
+                peft_model = get_peft_model(model, config)
         except ValueError as exc:
             raise BackendError(
                 f"Could not add LoRA adapters to {self.source.spec!r}: {exc}. Check lora_config.target_modules."
