@@ -216,3 +216,41 @@ def test_markdown_shows_the_recommendation_scores_teacher_and_formula() -> None:
     assert "| meta/llama-3.3-70b-instruct | 70.0 | 90.0 | 5.0 | 13,300.0 PFLOP |" in text
     assert "PFLOP per 1M requests = 2 × P" in text
     assert "| small-1b | completed | 50 | 0.500 | 0.600 |" in text
+
+
+@pytest.mark.parametrize(
+    ("workload_type", "computed", "primary"),
+    [
+        (
+            "tool_calling",
+            ["function_name", "function_name_and_args_accuracy"],
+            "function_name_and_args_accuracy",
+        ),
+        ("generic", ["rouge_l", "token_f1"], "rouge_l"),  # no judge: similarity is not computed
+        ("generic", ["similarity", "rouge_l"], "similarity"),
+    ],
+)
+def test_the_primary_metric_follows_the_workload_type(
+    workload_type: str, computed: list[str], primary: str
+) -> None:
+    evaluation = _evaluation("base-eval", (0.95, 0.92, 0.97))
+    evaluation["metrics"] = {name: _metric(0.95, 0.92, 0.97) for name in computed}
+    evaluation["metrics"]["similarity"] = evaluation["metrics"].get("similarity") or _metric(None)
+    detail = _detail([_nim("small-1b", [evaluation])])
+    detail["workload_type"] = workload_type
+    report = build_report(detail, SETTINGS)
+    assert report["primary_metric"] == primary
+    assert report["recommendation"]["metric"] == primary
+    assert report["recommendation"]["status"] == "recommended"
+
+
+def test_a_judge_metric_threshold_without_a_judge_cannot_qualify() -> None:
+    evaluation = _evaluation("base-eval", (0.95, 0.92, 0.97))
+    evaluation["metrics"] = {"rouge_l": _metric(0.95, 0.92, 0.97), "similarity": _metric(None)}
+    detail = _detail([_nim("small-1b", [evaluation])])
+    detail["workload_type"] = "generic"
+    report = build_report(detail, ReportSettings(min_score={"similarity": 0.8}, teacher_model="t-70b"))
+    rec = report["recommendation"]
+    assert rec["status"] == "no_candidate"
+    assert rec["near_miss"]["shortfalls"] == ["similarity was not computed (no judge)"]
+    assert any("llm_judge_config" in a for a in rec["advice"])

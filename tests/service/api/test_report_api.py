@@ -93,3 +93,23 @@ def test_report_and_samples_need_the_key_and_a_known_job(finished: tuple[TestCli
     assert bad.status_code == 422 and "eval_type" in bad.text
     del client.headers["Authorization"]
     assert client.get(f"/api/jobs/{job_id}/report").status_code == 401
+
+
+def test_a_job_whose_training_failed_reports_what_finished_and_why(store_url: str, home: Path) -> None:
+    harness = Harness(store_url, home)
+    harness.backends.rule = knows_topics
+    harness.backends.fail_training = True
+    harness.ingest(classification_logs(90))
+    job_id = harness.submit()
+    assert harness.run(job_id) == "completed"  # base and icl evaluations succeeded
+    from flywheel.service.jobs import job_report
+
+    report = job_report(harness.engine, job_id)
+    harness.engine.dispose()
+    (candidate,) = report["candidates"]
+    assert candidate["customization"]["status"] == "failed"
+    assert "out of memory" in candidate["customization"]["error"]
+    evaluated = {e["eval_type"]: e["status"] for e in candidate["evaluations"]}
+    assert evaluated["base"] == "completed" and evaluated["icl"] == "completed"
+    assert evaluated.get("customized") in (None, "cancelled", "failed")
+    assert report["recommendation"]["eval_type"] in ("base", "icl")  # knows_topics is right on every sample
