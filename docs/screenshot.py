@@ -9,24 +9,17 @@ Uses Debian's Chromium (/usr/bin/chromium) through Playwright; nothing is downlo
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser import CHROMIUM, CHROMIUM_ARGS  # the launch settings the browser tests use
 
 
 def main(base_url: str, job_id: str, out: str) -> None:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800}, device_scale_factor=1)
         page.goto(f"{base_url.rstrip('/')}/#/runs/{job_id}")
         page.get_by_test_id("score-chart").wait_for()

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from browser import CHROMIUM, CHROMIUM_ARGS
 from factories import chat_record
 from flywheel.backends import ChatRequest, Generation
 from flywheel.backends.scripted import ScriptedInferenceBackend, last_user_text
@@ -25,17 +26,6 @@ from flywheel.config import NIMConfig, Settings
 from flywheel.service.api import create_app
 from scripted_jobs import Harness, ScriptedBackends, job_config
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS = '<img src=x onerror="window.__xss = 1">'
 
 _HEADLINES = {
