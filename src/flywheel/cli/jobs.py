@@ -21,15 +21,12 @@ def _store(ctx: click.Context) -> tuple[Any, Any]:
 
 
 def _fmt_metric(entry: Any) -> str:
+    from flywheel.pipeline.report import format_metric
+
     if not isinstance(entry, dict):
         return "–"
-    if entry.get("status") == "not_computed" or entry.get("value") is None:
-        return "not computed"
-    value, low, high = entry.get("value"), entry.get("ci_low"), entry.get("ci_high")
-    text = f"{value:.3f}"
-    if low is not None and high is not None:
-        text += f" [{low:.3f}, {high:.3f}]"
-    return text + f" n={entry.get('n')}"
+    text = format_metric(entry)
+    return text if text == "not computed" else f"{text} n={entry.get('n')}"
 
 
 def results_table(detail: dict[str, Any]) -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from flywheel.pipeline.report import markdown_table
+
 _EVAL_TITLES = {
     "base-eval": "base model",
     "icl-eval": "base model with in-context examples",
@@ -27,11 +29,11 @@ def render_card(facts: dict[str, Any]) -> str:
         "",
         "## Base model",
         "",
-        *_table(["", ""], _base_rows(base)),
+        *markdown_table(["", ""], _base_rows(base)),
         "",
         "## Data",
         "",
-        *_table(
+        *markdown_table(
             ["records used", "eval", "ICL eval", "train", "validation", "workload type"],
             [
                 [
@@ -70,12 +72,6 @@ def render_card(facts: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return out
-
-
 def _count(value: Any) -> str:
     return "–" if value is None else str(value)
 
@@ -101,7 +97,7 @@ def _settings(title: str, values: dict[str, Any]) -> list[str]:
     if not values:
         return []
     rows = [[f"`{key}`", f"`{json.dumps(value)}`"] for key, value in values.items()]
-    return [f"`{title}`:", "", *_table(["key", "value"], rows), ""]
+    return [f"`{title}`:", "", *markdown_table(["key", "value"], rows), ""]
 
 
 def _fmt(value: Any) -> str:
@@ -123,7 +119,7 @@ def _scores(evaluations: dict[str, Any]) -> list[str]:
             level = f"{100 * float(metric.get('confidence') or 0.95):.0f}%"
             interval = f"[{_fmt(metric.get('ci_low'))}, {_fmt(metric.get('ci_high'))}] ({level})"
             rows.append([name, _fmt(metric["value"]), interval, str(metric.get("n")), ""])
-        lines += [*_table(["metric", "value", "confidence interval", "n", "note"], rows), ""]
+        lines += [*markdown_table(["metric", "value", "confidence interval", "n", "note"], rows), ""]
     return lines or ["No evaluation was recorded.", ""]
 
 

@@ -15,7 +15,7 @@ from flywheel.pipeline.report._cost import (
     saving_pct,
 )
 from flywheel.pipeline.report._recommend import DEFAULT_MIN_SCORE, PRIMARY_METRICS, primary_metric
-from flywheel.pipeline.report._render import render_markdown
+from flywheel.pipeline.report._render import format_metric, markdown_table, render_markdown
 from flywheel.pipeline.report._report import EVAL_TYPES, ReportSettings, build_report
 
 __all__ = [
@@ -28,6 +28,8 @@ __all__ = [
     "ReportSettings",
     "Usage",
     "build_report",
+    "format_metric",
+    "markdown_table",
     "parameter_cost",
     "parameters_from_name",
     "priced_cost",

@@ -10,8 +10,8 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _metric(metric: Mapping[str, Any] | None, digits: int = 3) -> str:
-    """``0.850 [0.775, 0.916]`` or ``not computed``."""
+def format_metric(metric: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """``0.850 [0.775, 0.916]``, ``not computed``, or ``—`` when there is no metric."""
     if not metric:
         return "—"
     if metric.get("status") != "computed" or metric.get("value") is None:
@@ -48,7 +48,8 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table (``|`` inside cells escaped)."""
     return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
 
 
@@ -99,7 +100,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                     cand["model_name"],
                     ev["eval_type"] + ("" if ev["status"] == "completed" else f" ({ev['status']})"),
                     str(ev.get("n") if ev.get("n") is not None else "—"),
-                    *(_metric(ev["metrics"].get(name)) for name in metric_names),
+                    *(format_metric(ev["metrics"].get(name)) for name in metric_names),
                     _value(usage.get("latency_p50_s"), 2),
                     _value(usage.get("latency_p95_s"), 2),
                     _value(usage.get("prompt_tokens_mean"), 1),
@@ -109,11 +110,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 ]
             )
     lines += ["", f"## Scores (95% confidence intervals; primary metric {metric})", ""]
-    lines += _table(header, rows) if rows else ["No evaluation has run yet."]
+    lines += markdown_table(header, rows) if rows else ["No evaluation has run yet."]
 
     teacher = report["teacher"]
     lines += ["", "## Teacher", ""]
-    lines += _table(
+    lines += markdown_table(
         ["Model", "Parameters (B)", "prompt tok (mean)", "completion tok (mean)", f"cost / 1M req ({unit})"],
         [
             [
@@ -144,7 +145,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     ]
     if trainings:
         lines += ["", "## Training", ""]
-        lines += _table(
+        lines += markdown_table(
             ["Candidate", "Status", "Steps", "Final train loss", "Best val loss"],
             [
                 [

@@ -155,15 +155,13 @@ def build_report(detail: Mapping[str, Any], settings: ReportSettings | None = No
     # ---- cost basis, chosen once for everybody
     teacher_usage, teacher_n, teacher_logged = _teacher_usage(detail)
     if not teacher_logged:
-        proxy = next(
-            (
-                _candidate_usage(ev)
-                for nim in nims
-                for ev in nim.get("evaluations", [])
-                if ev.get("eval_type") == "base-eval" and _candidate_usage(ev).tokens is not None
-            ),
-            None,
+        base_usages = (
+            _candidate_usage(ev)
+            for nim in nims
+            for ev in nim.get("evaluations", [])
+            if ev.get("eval_type") == "base-eval"
         )
+        proxy = next((u for u in base_usages if u.tokens is not None), None)
         if proxy is not None:
             teacher_usage = Usage(proxy.prompt_tokens, proxy.completion_tokens)
             notes.append(

@@ -33,7 +33,8 @@ def teacher_model_from_logs(engine: Engine, workload_id: str, client_id: str) ->
             except orjson.JSONDecodeError:
                 continue
             for part in ("request", "response"):
-                model = (record.get(part) or {}).get("model") if isinstance(record.get(part), dict) else None
+                section = record.get(part)
+                model = section.get("model") if isinstance(section, dict) else None
                 if isinstance(model, str) and model:
                     names[model] += 1
                     break
