@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -25,3 +26,8 @@ def id_timestamp(identifier: str) -> float:
     for ch in identifier.upper():
         value = value * 32 + _ALPHABET.index(ch)
     return (value >> 80) / 1000.0
+
+
+def safe_name(name: str) -> str:
+    """``name`` as one file or folder name: runs of characters other than ``A-Za-z0-9._-`` become ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "_"

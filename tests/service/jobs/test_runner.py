@@ -142,8 +142,7 @@ def test_an_interrupted_job_resumes_without_redoing_finished_steps(harness: Harn
     job_id = harness.submit()
     # simulate a worker that died during base-eval: datasets done, base-eval left "running"
     runner = harness.runner()
-    steps = runner._steps(job_id)
-    runner._run_step(job_id, steps[0], job_config())
+    assert runner.run_step(harness.repo.steps(job_id)[0])
     with harness.engine.begin() as conn:
         conn.execute(
             update(job_steps)

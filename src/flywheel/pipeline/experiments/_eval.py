@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from flywheel.backends import ChatRequest, Generation, InferenceBackend
 from flywheel.errors import JobCancelled
 from flywheel.pipeline.evaluate import EvaluationResult, Judge, candidate_requests, evaluate
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a candidate is evaluated; the job runner builds it from ``evaluation_config`` once per job."""
+
+    workload_type: str = "auto"
+    """``auto`` (detected from the records), ``classification``, ``tool_calling`` or ``generic``."""
+    max_tokens: int | None = None
+    """Answer length cap per request; ``None``: :func:`answer_token_budget` of the records."""
+    limit: int | None = None
+    """Score at most this many records (``None``: all)."""
+    batch_size: int = 16
+    """Requests per ``generate`` call (cancellation is checked between batches)."""
+    bootstrap_samples: int = 1000
+    """Resamples for the confidence intervals."""
+    confidence: float = 0.95
+    """Confidence level of the intervals."""
+    seed: int = 0
+    """Seed of the bootstrap."""
 
 
 def generate_answers(
@@ -59,29 +80,30 @@ def answer_token_budget(records: Sequence[Mapping[str, Any]], *, floor: int = 32
 def run_evaluation(
     backend: InferenceBackend,
     records: Sequence[Mapping[str, Any]],
+    settings: EvalSettings | None = None,
     *,
-    workload_type: str,
-    judge: Judge | None,
-    candidate_model: str,
-    no_judge_reason: str,
-    max_tokens: int | None = None,  # default: answer_token_budget(records)
-    batch_size: int = 16,
-    bootstrap_samples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
+    judge: Judge | None = None,
+    no_judge_reason: str = "no LLM judge configured (llm_judge_config is null)",
+    candidate_model: str | None = None,
     on_progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> EvaluationResult:
-    """Answer ``records`` with the candidate and score the answers (judge calls included)."""
-    if max_tokens is None:
-        max_tokens = answer_token_budget(records)
+    """Answer ``records`` (eval records, or ICL eval records for the few-shot eval) with the candidate and score
+    the answers against the teacher's, judge calls included.
+
+    ``on_progress`` receives the fraction done (0–1); ``should_stop`` is polled between batches (raises
+    :class:`JobCancelled`). ``candidate_model`` defaults to ``backend.name``.
+    """
+    settings = settings or EvalSettings()
+    records = records[: settings.limit] if settings.limit is not None else records
+    max_tokens = settings.max_tokens if settings.max_tokens is not None else answer_token_budget(records)
     requests = candidate_requests(list(records), max_tokens=max_tokens)
     # Answering takes almost all the time; the last 5 % of the progress bar is the scoring.
     started = time.perf_counter()
     generations = generate_answers(
         backend,
         requests,
-        batch_size=batch_size,
+        batch_size=settings.batch_size,
         on_progress=(lambda f: on_progress(0.95 * f)) if on_progress else None,
         should_stop=should_stop,
     )
@@ -89,13 +111,13 @@ def run_evaluation(
     result = evaluate(
         records,
         generations,
-        workload_type,
+        settings.workload_type,
         judge,
-        candidate_model=candidate_model,
+        candidate_model=candidate_model or backend.name,
         no_judge_reason=no_judge_reason,
-        bootstrap_samples=bootstrap_samples,
-        confidence=confidence,
-        seed=seed,
+        bootstrap_samples=settings.bootstrap_samples,
+        confidence=settings.confidence,
+        seed=settings.seed,
     )
     result.generation_seconds = generation_seconds
     if on_progress is not None:

@@ -24,12 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import Engine, select
-
 from flywheel import __version__
 from flywheel.errors import BackendError, ConflictError, DataError, NotFoundError
 from flywheel.pipeline.export._card import render_card
-from flywheel.store import customizations, job_candidates
 
 #: The files of a PEFT LoRA adapter that are exported (what ``PeftModel.from_pretrained`` reads).
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -49,14 +46,16 @@ _JOB_KEYS = ("id", "workload_id", "client_id", "status", "started_at", "finished
 class JobReader(Protocol):
     """What export reads of a job; :class:`flywheel.service.jobs.JobRepository` provides it."""
 
-    engine: Engine
-
     def detail(self, job_id: str) -> dict[str, Any]:
         """The job in the reference's detail shape (``nims[].evaluations[]``, ``customizations[]``)."""
         ...
 
     def job_config(self, job_id: str) -> dict[str, Any]:
         """The effective configuration the job ran with."""
+        ...
+
+    def adapter_path(self, job_id: str, candidate: str) -> str | None:
+        """Where the candidate's completed customization saved its adapter (None if none was stored)."""
         ...
 
 
@@ -204,7 +203,8 @@ def _locate(jobs: JobReader, job_id: str, candidate: str) -> _Located:
     done = [c for c in nim_detail["customizations"] if c["status"] == "completed"]
     if not done:
         raise ConflictError(_not_fine_tuned(job_id, candidate, nim_config, nim_detail["customizations"]))
-    adapter_dir = _adapter_dir(jobs.engine, job_id, candidate)
+    stored = jobs.adapter_path(job_id, candidate)
+    adapter_dir = Path(stored) if stored else None
     missing = [name for name in ADAPTER_FILES if adapter_dir is None or not (adapter_dir / name).is_file()]
     if adapter_dir is None or missing:
         where = f"in {str(adapter_dir)!r}" if adapter_dir is not None else "(no adapter path was stored)"
@@ -231,22 +231,6 @@ def _not_fine_tuned(
         + (f": {last['error']}" if last.get("error") else "")
         + "), so there is no adapter to export. Fix the cause and run a new job."
     )
-
-
-def _adapter_dir(engine: Engine, job_id: str, candidate: str) -> Path | None:
-    """Where the candidate's completed customization saved its adapter (``customizations.adapter_path``)."""
-    with engine.connect() as conn:
-        path = conn.scalar(
-            select(customizations.c.adapter_path)
-            .join(job_candidates, job_candidates.c.id == customizations.c.candidate_id)
-            .where(
-                customizations.c.job_id == job_id,
-                customizations.c.status == "completed",
-                job_candidates.c.model_name == candidate,
-            )
-            .order_by(customizations.c.finished_at.desc())
-        )
-    return Path(path) if path else None
 
 
 def describe_base_model(nim: dict[str, Any]) -> dict[str, Any]:

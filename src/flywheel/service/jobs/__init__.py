@@ -6,8 +6,9 @@ and changes its state (detail in the reference's shape, cancel, delete).
 
 from flywheel.service.jobs._backends import ConfiguredBackends, default_backends
 from flywheel.service.jobs._report import job_report, job_samples, report_settings, teacher_model_from_logs
-from flywheel.service.jobs._repository import ACTIVE, TERMINAL, JobRepository, iso
-from flywheel.service.jobs._runner import BackendFactory, JobRunner, StepSpec, job_dir, plan_steps
+from flywheel.service.jobs._repository import JobRepository, iso
+from flywheel.service.jobs._rows import ACTIVE, TERMINAL, JobRow, StepKind, StepRow, StepSpec
+from flywheel.service.jobs._runner import BackendFactory, JobRunner, job_dir, plan_steps
 from flywheel.service.jobs._submit import JobRequest, effective_config, remove_job, submit_job
 
 __all__ = [
@@ -17,7 +18,10 @@ __all__ = [
     "ConfiguredBackends",
     "JobRepository",
     "JobRequest",
+    "JobRow",
     "JobRunner",
+    "StepKind",
+    "StepRow",
     "StepSpec",
     "default_backends",
     "effective_config",

@@ -11,9 +11,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flywheel.config import MLflowConfig
+from flywheel.config import FlywheelConfig, MLflowConfig
+
+if TYPE_CHECKING:
+    from flywheel.service.jobs._repository import JobRepository
+    from flywheel.service.jobs._rows import StepRow
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +159,58 @@ def log_report(config: MLflowConfig, *, job_id: str, report: dict[str, Any]) -> 
     except Exception:
         log.exception("MLflow logging of the report of job %s failed; the job is unaffected", job_id)
         return None
+
+
+def track_evaluation(
+    repo: JobRepository,
+    config: FlywheelConfig,
+    *,
+    job_id: str,
+    workload_id: str,
+    step: StepRow,
+    eval_id: str,
+    result: dict[str, Any],
+    manifest_path: Path,
+    adapter_dir: Path | None,
+) -> None:
+    """Log a finished evaluation step with the job's parameters (and the loss curves of a customized eval), and
+    keep its MLflow URI with the evaluation."""
+    curves = None
+    if adapter_dir is not None and step.candidate_id is not None:
+        metrics = repo.customization_metrics(job_id, step.candidate_id)
+        curves = {k: v for k, v in metrics.items() if k.endswith("loss")}
+    uri = log_evaluation(
+        config.mlflow_config,
+        job_id=job_id,
+        workload_id=workload_id,
+        candidate=str(step.candidate),
+        eval_type=step.kind.value,
+        result=result,
+        params={
+            "epochs": config.training_config.epochs,
+            "batch_size": config.training_config.batch_size,
+            "learning_rate": config.training_config.learning_rate,
+            "adapter_dim": config.lora_config.adapter_dim,
+            "eval_size": config.data_split_config.eval_size,
+        },
+        manifest_path=manifest_path,
+        training_curves=curves,
+        adapter_dir=adapter_dir,
+    )
+    if uri is not None:
+        repo.set_evaluation_mlflow_uri(eval_id, uri)
+
+
+def track_report(repo: JobRepository, config: FlywheelConfig, job_id: str) -> None:
+    """Log a finished job's report (never raises: tracking must not turn a finished job into a crashed runner)."""
+    from flywheel.service.jobs._report import job_report
+
+    try:
+        report = job_report(repo.engine, job_id)
+    except Exception:
+        log.exception("could not build the report of job %s for MLflow", job_id)
+    else:
+        log_report(config.mlflow_config, job_id=job_id, report=report)
 
 
 def delete_experiment(config: MLflowConfig, job_id: str) -> None:

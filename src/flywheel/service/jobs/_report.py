@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
-import orjson
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine
 
 from flywheel.config import FlywheelConfig
 from flywheel.pipeline.report import EVAL_TYPES, Price, ReportSettings, build_report
 from flywheel.service.jobs._repository import JobRepository
-from flywheel.store import evaluation_samples, evaluations, job_candidates, log_records
 
 #: How many of a workload's most recent log records are looked at to name the teacher model.
 _TEACHER_SAMPLE = 200
@@ -19,25 +16,7 @@ _TEACHER_SAMPLE = 200
 
 def teacher_model_from_logs(engine: Engine, workload_id: str, client_id: str) -> str | None:
     """The model most of the workload's recent logged requests name (``request.model``, else ``response.model``)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(log_records.c.data)
-            .where(log_records.c.workload_id == workload_id, log_records.c.client_id == client_id)
-            .order_by(log_records.c.timestamp.desc())
-            .limit(_TEACHER_SAMPLE)
-        ).scalars()
-        names: Counter[str] = Counter()
-        for data in rows:
-            try:
-                record = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-            for part in ("request", "response"):
-                section = record.get(part)
-                model = section.get("model") if isinstance(section, dict) else None
-                if isinstance(model, str) and model:
-                    names[model] += 1
-                    break
+    names = JobRepository(engine).logged_models(workload_id, client_id, recent=_TEACHER_SAMPLE)
     return names.most_common(1)[0][0] if names else None
 
 
@@ -83,47 +62,19 @@ def job_samples(
     samples scoring at most that (``max_score=0.99`` → the divergent ones); ``search`` matches the prompt excerpt or
     either answer (case-insensitive substring).
     """
-    JobRepository(engine).get_row(job_id)  # 404 for an unknown job
-    conditions = [evaluations.c.job_id == job_id]
-    if candidate is not None:
-        conditions.append(job_candidates.c.model_name == candidate)
-    if eval_type is not None:
-        long_names = {v: k for k, v in EVAL_TYPES.items()}
-        conditions.append(evaluations.c.eval_type == long_names.get(eval_type, eval_type))
-    if max_score is not None:
-        conditions.append(evaluation_samples.c.score <= max_score)
-    if search:
-        conditions.append(func.lower(evaluation_samples.c.sample).contains(search.lower(), autoescape=True))
-    joined = evaluation_samples.join(
-        evaluations, evaluation_samples.c.evaluation_id == evaluations.c.id
-    ).join(job_candidates, evaluations.c.candidate_id == job_candidates.c.id)
-    where = and_(*conditions)
-    query = (
-        select(
-            job_candidates.c.model_name,
-            evaluations.c.eval_type,
-            evaluation_samples.c.position,
-            evaluation_samples.c.score,
-            evaluation_samples.c.sample,
-        )
-        .select_from(joined)
-        .where(where)
-        .order_by(
-            evaluation_samples.c.score.is_(None),
-            evaluation_samples.c.score,
-            job_candidates.c.position,
-            evaluations.c.eval_type,
-            evaluation_samples.c.position,
-        )
-        .limit(limit)
-        .offset(offset)
+    long_names = {v: k for k, v in EVAL_TYPES.items()}
+    rows, total = JobRepository(engine).samples(
+        job_id,
+        candidate=candidate,
+        eval_type=long_names.get(eval_type, eval_type) if eval_type is not None else None,
+        max_score=max_score,
+        search=search,
+        limit=limit,
+        offset=offset,
     )
-    with engine.connect() as conn:
-        rows = list(conn.execute(query))
-        total = int(conn.scalar(select(func.count()).select_from(joined).where(where)) or 0)
     page = []
     for row in rows:
-        sample = orjson.loads(row.sample)
+        sample = row["sample"]
         # the judge's prompt stays in the store (it repeats the whole exchange); the verdict is what a reviewer reads
         judge = [
             {k: t.get(k) for k in ("metric", "score", "explanation", "reply", "judge_model")}
@@ -131,11 +82,11 @@ def job_samples(
         ]
         page.append(
             {
-                "candidate": row.model_name,
-                "eval_type": EVAL_TYPES.get(row.eval_type, row.eval_type),
-                "index": row.position,
+                "candidate": row["candidate"],
+                "eval_type": EVAL_TYPES.get(row["eval_type"], row["eval_type"]),
+                "index": row["position"],
                 "record_id": sample.get("record_id"),
-                "score": row.score,
+                "score": row["score"],
                 "scores": sample.get("scores") or {},
                 "labels": sample.get("labels"),
                 "prompt_excerpt": sample.get("prompt_excerpt"),

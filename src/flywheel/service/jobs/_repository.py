@@ -12,7 +12,8 @@ Status rules (the reference's, plus its fixes):
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,18 +22,27 @@ from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from flywheel.errors import ConflictError, NotFoundError
 from flywheel.ids import new_id
-from flywheel.store import customizations, evaluation_samples, evaluations, job_candidates, job_steps, jobs
-
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
-ACTIVE = frozenset({"pending", "running"})
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-
-
-def _loads(text: str | None, default: Any = None) -> Any:
-    return orjson.loads(text) if text else default
+from flywheel.service.jobs._rows import (
+    STEP_ENDED,
+    TERMINAL,
+    JobRow,
+    StepKind,
+    StepRow,
+    StepSpec,
+    job_row,
+    step_row,
+)
+from flywheel.service.jobs._rows import dumps as _dumps
+from flywheel.service.jobs._rows import loads as _loads
+from flywheel.store import (
+    customizations,
+    evaluation_samples,
+    evaluations,
+    job_candidates,
+    job_steps,
+    jobs,
+    log_records,
+)
 
 
 def iso(ts: float | None) -> str | None:
@@ -58,8 +68,9 @@ class JobRepository:
         request: dict[str, Any],
         config: dict[str, Any],
         candidates: Sequence[str],
+        steps: Sequence[StepSpec] = (),
     ) -> str:
-        """Insert a pending job with one pending row per candidate; return the job id."""
+        """Insert a pending job with one pending row per candidate and per planned step; return the job id."""
         now = time.time()
         job_id = new_id(now)
         with self.engine.begin() as conn:
@@ -79,10 +90,12 @@ class JobRepository:
                     cancel_requested=0,
                 )
             )
+            candidate_ids = {}
             for position, name in enumerate(candidates):
+                candidate_ids[name] = new_id(now)
                 conn.execute(
                     insert(job_candidates).values(
-                        id=new_id(now),
+                        id=candidate_ids[name],
                         job_id=job_id,
                         position=position,
                         model_name=name,
@@ -91,19 +104,35 @@ class JobRepository:
                         runtime_seconds=0.0,
                     )
                 )
+            for position, spec in enumerate(steps):
+                conn.execute(
+                    insert(job_steps).values(
+                        id=new_id(),
+                        job_id=job_id,
+                        position=position,
+                        name=spec.name,
+                        kind=spec.kind.value,
+                        candidate_id=candidate_ids[spec.candidate] if spec.candidate else None,
+                        status="pending",
+                        progress=0.0,
+                        attempts=0,
+                    )
+                )
         return job_id
 
     # ------------------------------------------------------------------------------------------- reading
 
-    def get_row(self, job_id: str) -> Any:
+    def job(self, job_id: str) -> JobRow:
+        """The job's row; NotFoundError (the reference's message) for an unknown id."""
         with self.engine.connect() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise NotFoundError(f"Job with ID {job_id} not found")
-        return row
+        return job_row(row)
 
     def job_config(self, job_id: str) -> dict[str, Any]:
-        return dict(_loads(self.get_row(job_id).config, {}))
+        """The effective configuration the job runs with (JSON)."""
+        return self.job(job_id).config
 
     def candidates(self, job_id: str) -> list[Any]:
         with self.engine.connect() as conn:
@@ -158,7 +187,7 @@ class JobRepository:
 
     def detail(self, job_id: str) -> dict[str, Any]:
         """The job in the reference's ``JobDetailResponse`` shape, extended with n / intervals / usage."""
-        row = self.get_row(job_id)
+        row = self.job(job_id)
         with self.engine.connect() as conn:
             cands = list(
                 conn.execute(
@@ -186,7 +215,7 @@ class JobRepository:
                     select(job_steps).where(job_steps.c.job_id == job_id).order_by(job_steps.c.position)
                 )
             )
-        config = _loads(row.config, {})
+        config = row.config
         nims = []
         for cand in cands:
             nims.append(
@@ -208,7 +237,7 @@ class JobRepository:
             "status": row.status,
             "started_at": iso(row.started_at),
             "finished_at": iso(row.finished_at),
-            "num_records": row.num_records or 0,
+            "num_records": row.num_records,
             "error": row.error,
             "llm_judge": None
             if not judge
@@ -218,11 +247,11 @@ class JobRepository:
                 "deployment_status": "ready",
                 "error": None,
             },
-            "datasets": _loads(row.datasets, []),
+            "datasets": row.datasets,
             "nims": nims,
             # flywheel's additions
-            "workload_type": (_loads(row.manifest, {}) or {}).get("workload_type"),
-            "dataset_stats": self._dataset_stats(_loads(row.manifest, None)),
+            "workload_type": (row.manifest or {}).get("workload_type"),
+            "dataset_stats": self._dataset_stats(row.manifest),
             "steps": [
                 {
                     "name": s.name,
@@ -319,7 +348,7 @@ class JobRepository:
 
     def request_cancel(self, job_id: str) -> str:
         """Ask a job to stop; returns the reference's message. Raises ConflictError for a finished job."""
-        row = self.get_row(job_id)
+        row = self.job(job_id)
         if row.status == "cancelled":
             return "Job is already cancelled."
         if row.finished_at is not None:
@@ -335,9 +364,9 @@ class JobRepository:
             value = conn.scalar(select(jobs.c.cancel_requested).where(jobs.c.id == job_id))
         return bool(value) if value is not None else True  # a deleted job counts as cancelled
 
-    def delete_job(self, job_id: str) -> Any:
+    def delete_job(self, job_id: str) -> JobRow:
         """Delete a finished job's rows (cascades to its children); returns the deleted row."""
-        row = self.get_row(job_id)
+        row = self.job(job_id)
         if row.finished_at is None:
             raise ConflictError("Cannot delete a running job. Please cancel the job first.")
         with self.engine.begin() as conn:
@@ -347,3 +376,485 @@ class JobRepository:
                 conn.execute(delete(table).where(table.c.job_id == job_id))
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
         return row
+
+    def end_job(self, job_id: str, status: str, reason: str, job_error: str | None = None) -> None:
+        """End every unfinished step, evaluation, customization and candidate with ``status`` and ``reason``,
+        then the job itself (with ``job_error``, default ``reason``)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            for table in (job_steps, evaluations, customizations):
+                conn.execute(
+                    update(table)
+                    .where(table.c.job_id == job_id, table.c.status.in_(("pending", "running")))
+                    .values(status=status, error=reason, finished_at=now)
+                )
+            conn.execute(
+                update(job_candidates)
+                .where(job_candidates.c.job_id == job_id, job_candidates.c.finished_at.is_(None))
+                .values(status=status, error=reason, finished_at=now)
+            )
+        self.finish_job(job_id, status, job_error or reason)
+
+    def resumable_jobs(self, now: float) -> list[str]:
+        """Unfinished jobs, oldest first, that no live worker holds (no running step with an unexpired lease)."""
+        with self.engine.connect() as conn:
+            unfinished = list(
+                conn.scalars(
+                    select(jobs.c.id).where(jobs.c.finished_at.is_(None)).order_by(jobs.c.created_at)
+                )
+            )
+            held = set(
+                conn.scalars(
+                    select(job_steps.c.job_id).where(
+                        job_steps.c.status == "running", job_steps.c.lease_expires_at > now
+                    )
+                )
+            )
+        return [job_id for job_id in unfinished if job_id not in held]
+
+    # ------------------------------------------------------------------------------------------- steps
+
+    def steps(self, job_id: str, *, candidate_id: str | None = None) -> list[StepRow]:
+        """The job's steps in plan order (only one candidate's with ``candidate_id``)."""
+        query = (
+            select(job_steps, job_candidates.c.model_name)
+            .select_from(job_steps.outerjoin(job_candidates, job_candidates.c.id == job_steps.c.candidate_id))
+            .where(job_steps.c.job_id == job_id)
+            .order_by(job_steps.c.position)
+        )
+        if candidate_id is not None:
+            query = query.where(job_steps.c.candidate_id == candidate_id)
+        with self.engine.connect() as conn:
+            return [step_row(r, r.model_name) for r in conn.execute(query)]
+
+    def next_step(self, job_id: str) -> StepRow | None:
+        """The first step of the job that has not ended (``finalize`` is the last one), or None."""
+        return next((s for s in self.steps(job_id) if s.status not in STEP_ENDED), None)
+
+    def step_result(self, job_id: str, kind: StepKind, candidate: str | None = None) -> dict[str, Any] | None:
+        """What a completed step produced (None if it has not completed)."""
+        for step in self.steps(job_id):
+            if step.kind is kind and step.candidate == candidate:
+                return step.result if step.status == "completed" else None
+        return None
+
+    def claim_step(self, step: StepRow, worker_id: str, lease_s: float) -> bool:
+        """Take ``step`` under a lease unless another live worker holds it (atomic in the database)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(job_steps)
+                .where(
+                    job_steps.c.id == step.id,
+                    (job_steps.c.status == "pending")
+                    | ((job_steps.c.status == "running") & (job_steps.c.lease_expires_at < now)),
+                )
+                .values(
+                    status="running",
+                    attempts=step.attempts + 1,
+                    worker_id=worker_id,
+                    started_at=now,
+                    finished_at=None,
+                    error=None,
+                    progress=0.0,
+                    lease_expires_at=now + lease_s,
+                )
+            )
+        return bool(result.rowcount)
+
+    def renew_lease(self, step_id: str, worker_id: str, lease_s: float) -> None:
+        """Extend the lease of a step this worker holds."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(job_steps)
+                .where(job_steps.c.id == step_id, job_steps.c.worker_id == worker_id)
+                .values(lease_expires_at=time.time() + lease_s)
+            )
+
+    def step_progress(
+        self, step_id: str, pct: float, lease_s: float, *, evaluation_id: str | None = None
+    ) -> None:
+        """Record a running step's progress (and its evaluation's), renewing its lease."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(job_steps)
+                .where(job_steps.c.id == step_id)
+                .values(progress=pct, lease_expires_at=time.time() + lease_s)
+            )
+            if evaluation_id is not None:
+                conn.execute(
+                    update(evaluations).where(evaluations.c.id == evaluation_id).values(progress=pct)
+                )
+
+    def end_step(
+        self,
+        step_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        result: Mapping[str, Any] | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        """Give a step its final status; a completed or skipped one gets progress 100 and its result."""
+        values: dict[str, Any] = {"status": status, "finished_at": time.time(), "error": error}
+        if status in ("completed", "skipped"):
+            values.update(progress=100.0, lease_expires_at=None)
+        if result is not None:
+            values["result"] = _dumps(result)
+        if started_at is not None:
+            values["started_at"] = started_at
+        with self.engine.begin() as conn:
+            conn.execute(update(job_steps).where(job_steps.c.id == step_id).values(**values))
+
+    def fail_pending_steps(self, job_id: str, candidate_id: str, kind: StepKind, error: str) -> None:
+        """Fail a candidate's pending steps of ``kind`` (what can no longer run after a failure)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(job_steps)
+                .where(
+                    job_steps.c.job_id == job_id,
+                    job_steps.c.candidate_id == candidate_id,
+                    job_steps.c.kind == kind.value,
+                    job_steps.c.status == "pending",
+                )
+                .values(status="failed", error=error)
+            )
+
+    def stalled_steps(self, now: float) -> list[StepRow]:
+        """Running steps of unfinished jobs whose lease has expired (their worker died)."""
+        query = (
+            select(job_steps, job_candidates.c.model_name)
+            .select_from(
+                job_steps.join(jobs, jobs.c.id == job_steps.c.job_id).outerjoin(
+                    job_candidates, job_candidates.c.id == job_steps.c.candidate_id
+                )
+            )
+            .where(
+                jobs.c.finished_at.is_(None),
+                job_steps.c.status == "running",
+                job_steps.c.lease_expires_at < now,
+            )
+        )
+        with self.engine.connect() as conn:
+            return [step_row(r, r.model_name) for r in conn.execute(query)]
+
+    def release_step(self, step_id: str, reason: str) -> None:
+        """Put a stalled running step back to ``pending`` with the reason (a second sweep then skips it)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(job_steps)
+                .where(job_steps.c.id == step_id, job_steps.c.status == "running")
+                .values(status="pending", error=reason)
+            )
+
+    # ------------------------------------------------------------------------------------------- candidates
+
+    def start_candidate(self, candidate_id: str) -> None:
+        """A candidate's first step started: it is ``running-evals`` (started_at is set once)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(job_candidates)
+                .where(job_candidates.c.id == candidate_id, job_candidates.c.started_at.is_(None))
+                .values(started_at=time.time())
+            )
+            conn.execute(
+                update(job_candidates)
+                .where(job_candidates.c.id == candidate_id, job_candidates.c.finished_at.is_(None))
+                .values(status="running-evals", deployment_status="ready")
+            )
+
+    def finish_candidate(self, candidate_id: str, status: str, error: str | None) -> None:
+        """End a candidate that has not ended, with its runtime since its first step."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            started = conn.scalar(
+                select(job_candidates.c.started_at).where(job_candidates.c.id == candidate_id)
+            )
+            conn.execute(
+                update(job_candidates)
+                .where(job_candidates.c.id == candidate_id, job_candidates.c.finished_at.is_(None))
+                .values(
+                    status=status,
+                    deployment_status="completed",
+                    error=error,
+                    finished_at=now,
+                    runtime_seconds=now - (started or now),
+                )
+            )
+
+    # ------------------------------------------------------------------------------------------- evaluations
+
+    def start_evaluation(self, job_id: str, candidate_id: str, eval_type: str) -> str:
+        """A new running evaluation; replaces what an interrupted attempt of the same one left behind."""
+        eval_id = new_id()
+        same = (
+            evaluations.c.job_id == job_id,
+            evaluations.c.candidate_id == candidate_id,
+            evaluations.c.eval_type == eval_type,
+        )
+        with self.engine.begin() as conn:
+            old = select(evaluations.c.id).where(*same)
+            conn.execute(delete(evaluation_samples).where(evaluation_samples.c.evaluation_id.in_(old)))
+            conn.execute(delete(evaluations).where(*same))
+            conn.execute(
+                insert(evaluations).values(
+                    id=eval_id,
+                    job_id=job_id,
+                    candidate_id=candidate_id,
+                    eval_type=eval_type,
+                    status="running",
+                    scores="{}",
+                    started_at=time.time(),
+                    runtime_seconds=0.0,
+                    progress=0.0,
+                )
+            )
+        return eval_id
+
+    def end_evaluation(self, eval_id: str, status: str, started: float, *, error: str | None = None) -> None:
+        """End an evaluation that produced no result (failed or cancelled)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(evaluations)
+                .where(evaluations.c.id == eval_id)
+                .values(status=status, finished_at=now, runtime_seconds=now - started, error=error)
+            )
+
+    def complete_evaluation(
+        self,
+        eval_id: str,
+        started: float,
+        *,
+        scores: Mapping[str, Any],
+        result: Mapping[str, Any],
+        samples: Sequence[tuple[Mapping[str, Any], float | None]],
+    ) -> None:
+        """Store a finished evaluation: reference scores, the full result, and each sample with its score."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(evaluations)
+                .where(evaluations.c.id == eval_id)
+                .values(
+                    status="completed",
+                    scores=_dumps(scores),
+                    result=_dumps(result),
+                    finished_at=now,
+                    runtime_seconds=now - started,
+                    progress=100.0,
+                )
+            )
+            if samples:
+                conn.execute(
+                    insert(evaluation_samples),
+                    [
+                        {
+                            "evaluation_id": eval_id,
+                            "position": i,
+                            "record_id": sample.get("record_id"),
+                            "score": score,
+                            "sample": _dumps(sample),
+                        }
+                        for i, (sample, score) in enumerate(samples)
+                    ],
+                )
+
+    def set_evaluation_mlflow_uri(self, eval_id: str, uri: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(evaluations).where(evaluations.c.id == eval_id).values(mlflow_uri=uri))
+
+    # ------------------------------------------------------------------------------------------- customizations
+
+    def start_customization(self, job_id: str, candidate_id: str) -> str:
+        """A new running customization; replaces what an interrupted attempt left behind."""
+        custom_id = new_id()
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(customizations).where(
+                    customizations.c.job_id == job_id, customizations.c.candidate_id == candidate_id
+                )
+            )
+            conn.execute(
+                insert(customizations).values(
+                    id=custom_id,
+                    job_id=job_id,
+                    candidate_id=candidate_id,
+                    status="running",
+                    started_at=time.time(),
+                    runtime_seconds=0.0,
+                    progress=0.0,
+                    epochs_completed=0,
+                    steps_completed=0,
+                )
+            )
+        return custom_id
+
+    def customization_progress(
+        self,
+        custom_id: str,
+        *,
+        pct: float,
+        steps: int,
+        epochs: int,
+        runtime_s: float,
+        metrics: Mapping[str, Any],
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(customizations)
+                .where(customizations.c.id == custom_id)
+                .values(
+                    progress=pct,
+                    steps_completed=steps,
+                    epochs_completed=epochs,
+                    runtime_seconds=runtime_s,
+                    metrics=_dumps(metrics),
+                )
+            )
+
+    def end_customization(
+        self,
+        custom_id: str,
+        status: str,
+        started: float,
+        metrics: Mapping[str, Any],
+        *,
+        error: str | None = None,
+        adapter_path: str | None = None,
+        customized_model: str | None = None,
+        steps: int | None = None,
+        epochs: int | None = None,
+    ) -> None:
+        now = time.time()
+        values: dict[str, Any] = {
+            "status": status,
+            "finished_at": now,
+            "runtime_seconds": now - started,
+            "metrics": _dumps(metrics),
+            "error": error,
+        }
+        if status == "completed":
+            values.update(progress=100.0, adapter_path=adapter_path, customized_model=customized_model)
+        if steps is not None:
+            values["steps_completed"] = steps
+        if epochs is not None:
+            values["epochs_completed"] = epochs
+        with self.engine.begin() as conn:
+            conn.execute(update(customizations).where(customizations.c.id == custom_id).values(**values))
+
+    def customization_metrics(self, job_id: str, candidate_id: str) -> dict[str, Any]:
+        """The stored training figures (loss curves …) of a candidate's customization ({} if none)."""
+        with self.engine.connect() as conn:
+            metrics = conn.scalar(
+                select(customizations.c.metrics).where(
+                    customizations.c.job_id == job_id, customizations.c.candidate_id == candidate_id
+                )
+            )
+        return dict(_loads(metrics, {}) or {})
+
+    def adapter_path(self, job_id: str, candidate: str) -> str | None:
+        """Where the completed customization of ``candidate`` saved its adapter (None if there is none)."""
+        with self.engine.connect() as conn:
+            return conn.scalar(  # type: ignore[no-any-return]
+                select(customizations.c.adapter_path)
+                .join(job_candidates, job_candidates.c.id == customizations.c.candidate_id)
+                .where(
+                    customizations.c.job_id == job_id,
+                    job_candidates.c.model_name == candidate,
+                    customizations.c.status == "completed",
+                )
+                .order_by(customizations.c.finished_at.desc())
+            )
+
+    # ------------------------------------------------------------------------------------------- report reads
+
+    def samples(
+        self,
+        job_id: str,
+        *,
+        candidate: str | None = None,
+        eval_type: str | None = None,
+        max_score: float | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Stored per-sample evidence, lowest score first; returns (page, total matching).
+
+        Each item: ``candidate``, ``eval_type`` (as stored), ``position``, ``score`` and the parsed ``sample``.
+        """
+        self.job(job_id)  # NotFoundError for an unknown job
+        conditions = [evaluations.c.job_id == job_id]
+        if candidate is not None:
+            conditions.append(job_candidates.c.model_name == candidate)
+        if eval_type is not None:
+            conditions.append(evaluations.c.eval_type == eval_type)
+        if max_score is not None:
+            conditions.append(evaluation_samples.c.score <= max_score)
+        if search:
+            conditions.append(
+                func.lower(evaluation_samples.c.sample).contains(search.lower(), autoescape=True)
+            )
+        joined = evaluation_samples.join(
+            evaluations, evaluation_samples.c.evaluation_id == evaluations.c.id
+        ).join(job_candidates, evaluations.c.candidate_id == job_candidates.c.id)
+        where = and_(*conditions)
+        query = (
+            select(
+                job_candidates.c.model_name,
+                evaluations.c.eval_type,
+                evaluation_samples.c.position,
+                evaluation_samples.c.score,
+                evaluation_samples.c.sample,
+            )
+            .select_from(joined)
+            .where(where)
+            .order_by(
+                evaluation_samples.c.score.is_(None),
+                evaluation_samples.c.score,
+                job_candidates.c.position,
+                evaluations.c.eval_type,
+                evaluation_samples.c.position,
+            )
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query))
+            total = int(conn.scalar(select(func.count()).select_from(joined).where(where)) or 0)
+        page = [
+            {
+                "candidate": r.model_name,
+                "eval_type": r.eval_type,
+                "position": r.position,
+                "score": r.score,
+                "sample": orjson.loads(r.sample),
+            }
+            for r in rows
+        ]
+        return page, total
+
+    def logged_models(self, workload_id: str, client_id: str, *, recent: int) -> Counter[str]:
+        """How often each model is named by the workload's ``recent`` newest log records (``request.model``,
+        else ``response.model``)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(log_records.c.data)
+                .where(log_records.c.workload_id == workload_id, log_records.c.client_id == client_id)
+                .order_by(log_records.c.timestamp.desc())
+                .limit(recent)
+            ).scalars()
+            names: Counter[str] = Counter()
+            for data in rows:
+                try:
+                    record = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    continue
+                for part in ("request", "response"):
+                    section = record.get(part)
+                    model = section.get("model") if isinstance(section, dict) else None
+                    if isinstance(model, str) and model:
+                        names[model] += 1
+                        break
+        return names

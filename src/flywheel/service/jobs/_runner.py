@@ -1,11 +1,13 @@
-"""Running a job: the flywheel's order of work, written once.
+"""Running a job: durable steps around the pipeline's experiments. Orchestration only — persistence is the
+repository's (:class:`JobRepository`), the work is the pipeline's (:mod:`flywheel.pipeline.experiments`).
 
-    datasets → for every candidate: base-eval → icl-eval → [customization → customized-eval] → finalize
+    datasets → for every candidate: candidate_sequence (base-eval → icl-eval → [customization → customized-eval])
+             → finalize
 
-Every step is a durable row in ``job_steps`` with status, progress, attempts, timings, error and result. A step
-that completed is never run again, so re-running a job after a crash or restart resumes where it stopped; a step
-that was interrupted is re-run from its start (its partial rows are replaced). The same code runs in the
-in-process executor and in Celery workers.
+Every step is a durable row with status, progress, attempts, timings, error and result. A step that completed is
+never run again, so re-running a job after a crash or restart resumes where it stopped; a step that was interrupted
+is re-run from its start (its partial rows are replaced). The same code runs in the in-process executor and in
+Celery workers.
 """
 
 from __future__ import annotations
@@ -14,25 +16,34 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-from sqlalchemy import delete, insert, select, update
-
 from flywheel.backends import InferenceBackend, TrainingBackend, TrainingProgress
 from flywheel.config import FlywheelConfig, LoRAConfig, NIMConfig, TrainingConfig
 from flywheel.errors import FlywheelError, JobCancelled
-from flywheel.ids import new_id
-from flywheel.service.jobs._repository import JobRepository, _dumps
-from flywheel.store import customizations, evaluation_samples, evaluations, job_candidates, job_steps
+from flywheel.ids import safe_name
+from flywheel.pipeline.experiments import (
+    EVAL_DATASET,
+    EvalSettings,
+    Experiment,
+    LossCurves,
+    candidate_sequence,
+    customize,
+    run_evaluation,
+)
+from flywheel.service.jobs._repository import JobRepository
+from flywheel.service.jobs._rows import StepKind, StepRow, StepSpec
 
 log = logging.getLogger(__name__)
 
 #: Minimum seconds between two progress writes of one step (progress is cheap to compute, not to store).
 PROGRESS_INTERVAL_S = 1.0
+#: Jobs whose validated configuration a runner keeps (a Celery worker serves many jobs).
+_JOB_CACHE_SIZE = 32
 
 
 class BackendFactory(Protocol):
@@ -52,47 +63,30 @@ def job_dir(home: Path, job_id: str) -> Path:
     return Path(home) / "jobs" / job_id
 
 
-@dataclass(frozen=True)
-class StepSpec:
-    """One planned step of a job."""
-
-    name: str
-    kind: str
-    candidate: str | None = None
-
-
 def plan_steps(config: FlywheelConfig, candidates: list[str]) -> list[StepSpec]:
-    """The steps of a job, in the order they run."""
+    """The steps of a job, in the order they run: datasets, each candidate's sequence, finalize."""
     by_name = {n.model_name: n for n in config.nims}
-    steps = [StepSpec("datasets", "datasets")]
+    steps = [StepSpec(StepKind.DATASETS)]
     for name in candidates:
-        steps.append(StepSpec(f"base-eval:{name}", "base-eval", name))
-        steps.append(StepSpec(f"icl-eval:{name}", "icl-eval", name))
-        if by_name[name].customization_enabled:
-            steps.append(StepSpec(f"customization:{name}", "customization", name))
-            steps.append(StepSpec(f"customized-eval:{name}", "customized-eval", name))
-    steps.append(StepSpec("finalize", "finalize"))
+        for experiment in candidate_sequence(customize=by_name[name].customization_enabled):
+            steps.append(StepSpec(StepKind(experiment.value), name))
+    steps.append(StepSpec(StepKind.FINALIZE))
     return steps
 
 
-def create_steps(repo: JobRepository, job_id: str, steps: list[StepSpec]) -> None:
-    """Insert the step rows of a new job."""
-    cands = {c.model_name: c.id for c in repo.candidates(job_id)}
-    with repo.engine.begin() as conn:
-        for position, spec in enumerate(steps):
-            conn.execute(
-                insert(job_steps).values(
-                    id=new_id(),
-                    job_id=job_id,
-                    position=position,
-                    name=spec.name,
-                    kind=spec.kind,
-                    candidate_id=cands.get(spec.candidate) if spec.candidate else None,
-                    status="pending",
-                    progress=0.0,
-                    attempts=0,
-                )
-            )
+@dataclass(frozen=True)
+class _Job:
+    """What a job's steps need, read and validated once per job (its configuration is frozen at submission)."""
+
+    id: str
+    workload_id: str
+    client_id: str
+    created_at: float
+    request: Mapping[str, Any]
+    config: FlywheelConfig
+
+    def nim(self, candidate: str | None) -> NIMConfig:
+        return next(n for n in self.config.nims if n.model_name == candidate)
 
 
 class _Throttle:
@@ -106,6 +100,10 @@ class _Throttle:
             self.last = now
             return True
         return False
+
+
+class _JobFailed(Exception):
+    """Internal: the job already failed (datasets could not be built); stop the step loop."""
 
 
 class JobRunner:
@@ -122,12 +120,12 @@ class JobRunner:
         lease_s: float = 60.0,
     ) -> None:
         self.repo = repo
-        self.engine = repo.engine
         self.home = Path(home)
         self.backends = backends
         self.env = dict(env or {})
         self.worker_id = worker_id
         self.lease_s = lease_s
+        self._jobs: OrderedDict[str, _Job] = OrderedDict()
 
     # ------------------------------------------------------------------------------------------------ driver
 
@@ -144,324 +142,232 @@ class JobRunner:
         Returns ``"busy"`` when the next step is held by another live worker (its lease has not expired).
         Never raises for a job's own failures: they end the job with the reason.
         """
-        row = self.repo.get_row(job_id)
+        row = self.repo.job(job_id)
         if row.finished_at is not None:
-            return str(row.status)
-        config = FlywheelConfig.model_validate(orjson.loads(row.config))
+            return row.status
         if row.status == "pending":
             self.repo.set_job(job_id, status="running")
         final: str | None = None
         try:
             if self.repo.cancel_requested(job_id):
                 raise JobCancelled("Job cancelled by user.")
-            step = self.next_step(job_id)
-            if step is None or step.kind == "finalize":
-                final = self._finalize(job_id)
-            elif not self._run_step(job_id, step, config):
+            step = self.repo.next_step(job_id)
+            if step is None or step.kind is StepKind.FINALIZE:
+                final = self._finalize(self._job(job_id))
+            elif not self.run_step(step):
                 return "busy"
         except _JobFailed:
             final = "failed"
         except JobCancelled as exc:
-            self._end_job(job_id, "cancelled", str(exc))
+            self.repo.end_job(job_id, "cancelled", str(exc))
             final = "cancelled"
         except Exception as exc:  # a bug must still end the job, never leave it "running"
             log.exception("job %s failed", job_id)
             cause = f"{type(exc).__name__}: {exc}"
-            self._end_job(job_id, "failed", cause, f"Internal error: {cause}")
+            self.repo.end_job(job_id, "failed", cause, f"Internal error: {cause}")
             final = "failed"
         if final is not None:
+            self._jobs.pop(job_id, None)
             self.backends.release()
         return final
 
-    def next_step(self, job_id: str) -> Any | None:
+    def next_step(self, job_id: str) -> StepRow | None:
         """The first step of the job that has not ended (``finalize`` is the last one), or None."""
-        for step in self._steps(job_id):
-            if step.status not in ("completed", "skipped", "failed", "cancelled"):
-                return step
-        return None
+        return self.repo.next_step(job_id)
 
-    def _steps(self, job_id: str) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    select(job_steps).where(job_steps.c.job_id == job_id).order_by(job_steps.c.position)
-                )
-            )
-
-    def _set_step(self, step_id: str, **values: Any) -> None:
-        if "result" in values and not isinstance(values["result"], str | None):
-            values["result"] = _dumps(values["result"])
-        with self.engine.begin() as conn:
-            conn.execute(update(job_steps).where(job_steps.c.id == step_id).values(**values))
-
-    def _step_result(self, job_id: str, name: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(job_steps.c.status, job_steps.c.result).where(
-                    job_steps.c.job_id == job_id, job_steps.c.name == name
-                )
-            ).first()
-        if row is None or row.status != "completed" or not row.result:
-            return None
-        return dict(orjson.loads(row.result))
-
-    def _claim(self, step: Any) -> bool:
-        """Take the step under a lease unless another live worker holds it (atomic in the database)."""
-        now = time.time()
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(job_steps)
-                .where(
-                    job_steps.c.id == step.id,
-                    (job_steps.c.status == "pending")
-                    | ((job_steps.c.status == "running") & (job_steps.c.lease_expires_at < now)),
-                )
-                .values(
-                    status="running",
-                    attempts=step.attempts + 1,
-                    worker_id=self.worker_id,
-                    started_at=now,
-                    finished_at=None,
-                    error=None,
-                    progress=0.0,
-                    lease_expires_at=now + self.lease_s,
-                )
-            )
-        return bool(result.rowcount)
-
-    def _heartbeat(self, step_id: str, stop: threading.Event) -> None:
-        # Keeps the lease alive while a step works without reporting progress (model loading, a long batch).
-        while not stop.wait(self.lease_s / 3):
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(job_steps)
-                    .where(job_steps.c.id == step_id, job_steps.c.worker_id == self.worker_id)
-                    .values(lease_expires_at=time.time() + self.lease_s)
-                )
-
-    def _run_step(self, job_id: str, step: Any, config: FlywheelConfig) -> bool:
-        """Claim and run one step; False if another live worker holds it."""
-        if not self._claim(step):
+    def run_step(self, step: StepRow) -> bool:
+        """Claim ``step`` under a lease and run it; False if another live worker holds it."""
+        if not self.repo.claim_step(step, self.worker_id, self.lease_s):
             return False
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(step.id, stop), daemon=True)
         beat.start()
         try:
-            self._execute_step(job_id, step, config)
+            self._execute(self._job(step.job_id), step)
         finally:
             stop.set()
         return True
 
-    def _execute_step(self, job_id: str, step: Any, config: FlywheelConfig) -> None:
+    def _job(self, job_id: str) -> _Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            row = self.repo.job(job_id)
+            config = FlywheelConfig.model_validate(row.config)
+            job = _Job(row.id, row.workload_id, row.client_id, row.created_at, row.request, config)
+            self._jobs[job_id] = job
+            while len(self._jobs) > _JOB_CACHE_SIZE:
+                self._jobs.popitem(last=False)
+        return job
+
+    def _heartbeat(self, step_id: str, stop: threading.Event) -> None:
+        # Keeps the lease alive while a step works without reporting progress (model loading, a long batch).
+        while not stop.wait(self.lease_s / 3):
+            self.repo.renew_lease(step_id, self.worker_id, self.lease_s)
+
+    def _execute(self, job: _Job, step: StepRow) -> None:
         if step.candidate_id:
-            self._set_candidate(
-                step.candidate_id, status="running-evals", deployment_status="ready", started=True
-            )
-        handler: Callable[[str, Any, FlywheelConfig], dict[str, Any]] = {
-            "datasets": self._datasets,
-            "base-eval": self._evaluation,
-            "icl-eval": self._evaluation,
-            "customized-eval": self._evaluation,
-            "customization": self._customization,
-        }[step.kind]
+            self.repo.start_candidate(step.candidate_id)
         try:
-            result = handler(job_id, step, config)
+            if step.kind is StepKind.DATASETS:
+                result = self._datasets(job)
+            elif step.kind is StepKind.CUSTOMIZATION:
+                result = self._customization(job, step)
+            else:
+                result = self._evaluation(job, step)
         except JobCancelled:
-            self._set_step(
-                step.id, status="cancelled", finished_at=time.time(), error="Job cancelled by user."
-            )
+            self.repo.end_step(step.id, "cancelled", error="Job cancelled by user.")
             raise
         except Exception as exc:
             message = str(exc) if isinstance(exc, FlywheelError) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, FlywheelError):
-                log.error("step %s of job %s failed:\n%s", step.name, job_id, traceback.format_exc())
-            self._set_step(step.id, status="failed", finished_at=time.time(), error=message)
-            if step.kind == "datasets":
+                log.error("step %s of job %s failed:\n%s", step.name, job.id, traceback.format_exc())
+            self.repo.end_step(step.id, "failed", error=message)
+            if step.kind is StepKind.DATASETS:
                 # Nothing else can run without datasets: the job fails with the reason.
-                self._end_job(job_id, "failed", "Datasets could not be built.", message)
+                self.repo.end_job(job.id, "failed", "Datasets could not be built.", message)
                 raise _JobFailed(message) from exc
-            self._after_candidate_failure(job_id, step, message)
-            return
-        status = "skipped" if result.get("skipped") else "completed"
-        self._set_step(
-            step.id,
-            status=status,
-            finished_at=time.time(),
-            progress=100.0,
-            result=result,
-            lease_expires_at=None,
-        )
+            if step.kind is StepKind.CUSTOMIZATION and step.candidate_id:
+                error = "Customization failed, so there is no fine-tuned model."
+                self.repo.fail_pending_steps(job.id, step.candidate_id, StepKind.CUSTOMIZED_EVAL, error)
+        else:
+            self.repo.end_step(step.id, "skipped" if result.get("skipped") else "completed", result=result)
         if step.candidate_id:
-            self._maybe_finish_candidate(job_id, step.candidate_id)
+            self._finish_candidate_if_done(job.id, step.candidate_id)
 
     # ------------------------------------------------------------------------------------------------ steps
 
-    def _datasets(self, job_id: str, step: Any, config: FlywheelConfig) -> dict[str, Any]:
-        from flywheel.pipeline.datasets import build_datasets, resolve_data_settings
+    def _datasets(self, job: _Job) -> dict[str, Any]:
+        from flywheel.pipeline.datasets import build_datasets
 
-        row = self.repo.get_row(job_id)
-        request = orjson.loads(row.request)
-        settings = resolve_data_settings(
-            config, None
-        )  # overrides were merged into the job's config at creation
-        out_dir = job_dir(self.home, job_id) / "datasets"
+        settings = job.config  # per-job overrides were resolved and validated into it at submission
         build = build_datasets(
-            self.engine,
-            row.workload_id,
-            row.client_id,
-            out_dir=out_dir,
-            split=settings.split,
-            icl=settings.icl,
-            evaluation=settings.evaluation,
+            self.repo.engine,
+            job.workload_id,
+            job.client_id,
+            out_dir=job_dir(self.home, job.id) / "datasets",
+            split=settings.data_split_config,
+            icl=settings.icl_config,
+            evaluation=settings.evaluation_config,
             curation=settings.curation,
             workers=settings.curation.workers,
-            since=request.get("since"),
-            until=request.get("until"),
+            since=job.request.get("since"),
+            until=job.request.get("until"),
         )
         manifest = build.manifest
-        ts = int(row.created_at)
         names = {"eval": "eval", "icl_eval": "icl", "train": "train", "val": "val"}
         datasets = [
             {
-                "name": f"flywheel-{names[key]}-{row.workload_id}-{ts}",
+                "name": f"flywheel-{names[key]}-{job.workload_id}-{int(job.created_at)}",
                 "num_records": int(manifest["artifacts"][key]["records"]),
                 "nmp_uri": None,
                 "path": str(build.paths[key]),
             }
-            for key in ("eval", "icl_eval", "train", "val")
+            for key in names
             if key in manifest["artifacts"]
         ]
-        self.repo.set_job(job_id, num_records=int(manifest["selected"]), datasets=datasets, manifest=manifest)
+        self.repo.set_job(job.id, num_records=int(manifest["selected"]), datasets=datasets, manifest=manifest)
         return {"out_dir": str(build.out_dir), "paths": {k: str(v) for k, v in build.paths.items()}}
 
-    def _nim(self, config: FlywheelConfig, step: Any) -> NIMConfig:
-        name = step.name.split(":", 1)[1]
-        return next(n for n in config.nims if n.model_name == name)
+    def _dataset_path(self, job: _Job, key: str) -> Path | None:
+        built = self.repo.step_result(job.id, StepKind.DATASETS)
+        assert built is not None, "the datasets step must have completed"
+        path = built["paths"].get(key)
+        return Path(path) if path is not None else None
 
-    def _evaluation(self, job_id: str, step: Any, config: FlywheelConfig) -> dict[str, Any]:
+    def _evaluation(self, job: _Job, step: StepRow) -> dict[str, Any]:
         from flywheel.pipeline.datasets import read_jsonl
-        from flywheel.pipeline.experiments import run_evaluation
 
-        nim = self._nim(config, step)
-        datasets = self._step_result(job_id, "datasets")
-        assert datasets is not None, "datasets step must have completed"
-        key = "icl_eval" if step.kind == "icl-eval" else "eval"
-        path = datasets["paths"].get(key)
+        key = EVAL_DATASET[Experiment(step.kind.value)]
+        path = self._dataset_path(job, key)
         if path is None:
             return {"skipped": f"no {key} dataset was built"}
-        records = read_jsonl(Path(path))
-        if config.evaluation_config.limit is not None:
-            records = records[: config.evaluation_config.limit]
+        records = read_jsonl(path)
         if not records:
             return {"skipped": f"the {key} dataset is empty"}
         adapter_dir = None
-        if step.kind == "customized-eval":
-            trained = self._step_result(job_id, f"customization:{nim.model_name}")
+        if step.kind is StepKind.CUSTOMIZED_EVAL:
+            trained = self.repo.step_result(job.id, StepKind.CUSTOMIZATION, step.candidate)
             if trained is None:
                 raise FlywheelError(
                     "The customization step did not complete, so there is no model to evaluate."
                 )
             adapter_dir = Path(trained["adapter_dir"])
-        manifest = orjson.loads(self.repo.get_row(job_id).manifest or "{}")
-        workload_type = manifest.get("workload_type") or config.evaluation_config.workload_type
-        eval_id = self._start_evaluation(job_id, step, nim)
+        assert step.candidate_id is not None
+        nim, settings = job.nim(step.candidate), self._eval_settings(job)
+        eval_id = self.repo.start_evaluation(job.id, step.candidate_id, step.kind.value)
         throttle = _Throttle(PROGRESS_INTERVAL_S)
 
         def progress(fraction: float) -> None:
             if throttle.ready(fraction >= 1.0):
-                self._set_progress(step.id, 100.0 * fraction, evaluation_id=eval_id)
+                self.repo.step_progress(step.id, 100.0 * fraction, self.lease_s, evaluation_id=eval_id)
 
-        judge, no_judge_reason = self._judge(config, workload_type)
+        judge, no_judge_reason = self._judge(job, settings.workload_type)
         started = time.time()
         try:
             backend = self.backends.inference(nim, adapter_dir=adapter_dir)
             result = run_evaluation(
                 backend,
                 records,
-                workload_type=workload_type,
+                settings,
                 judge=judge,
-                candidate_model=nim.model_name,
                 no_judge_reason=no_judge_reason,
-                max_tokens=config.evaluation_config.max_new_tokens,
-                bootstrap_samples=config.evaluation_config.bootstrap_samples,
-                confidence=config.evaluation_config.confidence,
-                seed=config.data_split_config.random_seed or 0,
+                candidate_model=nim.model_name,
                 on_progress=progress,
-                should_stop=lambda: self.repo.cancel_requested(job_id),
+                should_stop=lambda: self.repo.cancel_requested(job.id),
             )
-        except JobCancelled:
-            self._end_evaluation(eval_id, "cancelled", started, error="Job cancelled by user.")
-            raise
         except Exception as exc:
-            self._end_evaluation(eval_id, "failed", started, error=f"{type(exc).__name__}: {exc}")
+            cancelled = isinstance(exc, JobCancelled)
+            error = "Job cancelled by user." if cancelled else f"{type(exc).__name__}: {exc}"
+            self.repo.end_evaluation(eval_id, "cancelled" if cancelled else "failed", started, error=error)
             raise
         finally:
             if judge is not None:
                 judge.close()
-        self._store_evaluation(eval_id, result, started)
-        if config.mlflow_config.enabled:
-            self._track(job_id, step, nim, eval_id, result.to_json(), config, adapter_dir)
+        full = result.to_json(include_samples=True)
+        samples = full.pop("samples", [])
+        self.repo.complete_evaluation(
+            eval_id,
+            started,
+            scores=result.scores,
+            result=full,
+            samples=[(s, sample_score(s)) for s in samples],
+        )
+        if job.config.mlflow_config.enabled:
+            from flywheel.service.jobs._mlflow import track_evaluation
+
+            track_evaluation(
+                self.repo, job.config, job_id=job.id, workload_id=job.workload_id, step=step, eval_id=eval_id,
+                result=result.to_json(), adapter_dir=adapter_dir,
+                manifest_path=job_dir(self.home, job.id) / "datasets" / "manifest.json",
+            )  # fmt: skip
         return {"evaluation_id": eval_id, "scores": result.scores}
 
-    def _track(
-        self,
-        job_id: str,
-        step: Any,
-        nim: NIMConfig,
-        eval_id: str,
-        result: dict[str, Any],
-        config: FlywheelConfig,
-        adapter_dir: Path | None,
-    ) -> None:
-        from flywheel.service.jobs._mlflow import log_evaluation
-
-        curves = None
-        if step.kind == "customized-eval":
-            with self.engine.connect() as conn:
-                metrics = conn.scalar(
-                    select(customizations.c.metrics).where(
-                        customizations.c.job_id == job_id, customizations.c.candidate_id == step.candidate_id
-                    )
-                )
-            curves = {
-                k: v for k, v in (orjson.loads(metrics) if metrics else {}).items() if k.endswith("loss")
-            }
-        uri = log_evaluation(
-            config.mlflow_config,
-            job_id=job_id,
-            workload_id=self.repo.get_row(job_id).workload_id,
-            candidate=nim.model_name,
-            eval_type=step.kind,
-            result=result,
-            params={
-                "epochs": config.training_config.epochs,
-                "batch_size": config.training_config.batch_size,
-                "learning_rate": config.training_config.learning_rate,
-                "adapter_dim": config.lora_config.adapter_dim,
-                "eval_size": config.data_split_config.eval_size,
-            },
-            manifest_path=job_dir(self.home, job_id) / "datasets" / "manifest.json",
-            training_curves=curves,
-            adapter_dir=adapter_dir,
+    def _eval_settings(self, job: _Job) -> EvalSettings:
+        manifest = self.repo.job(job.id).manifest or {}
+        evaluation = job.config.evaluation_config
+        return EvalSettings(
+            workload_type=manifest.get("workload_type") or evaluation.workload_type,
+            max_tokens=evaluation.max_new_tokens,
+            limit=evaluation.limit,
+            bootstrap_samples=evaluation.bootstrap_samples,
+            confidence=evaluation.confidence,
+            seed=job.config.data_split_config.random_seed or 0,
         )
-        if uri is not None:
-            with self.engine.begin() as conn:
-                conn.execute(update(evaluations).where(evaluations.c.id == eval_id).values(mlflow_uri=uri))
 
-    def _judge(self, config: FlywheelConfig, workload_type: str) -> tuple[Any, str]:
+    def _judge(self, job: _Job, workload_type: str) -> tuple[Any, str]:
+        from flywheel.pipeline.evaluate import build_judge, resolve_judge_api_key
+
+        # TEMP until scorers land
         if workload_type == "classification":
             return None, "classification is scored without a judge"
         if (
             workload_type == "tool_calling"
-            and config.evaluation_config.tool_eval_type == "tool-calling-metric"
+            and job.config.evaluation_config.tool_eval_type == "tool-calling-metric"
         ):
             return None, "evaluation_config.tool_eval_type is tool-calling-metric"
-        judge_config = config.llm_judge_config
+        judge_config = job.config.llm_judge_config
         if judge_config is None:
             return None, "no LLM judge configured (llm_judge_config is null)"
-        from flywheel.pipeline.evaluate import build_judge, resolve_judge_api_key
-
-        key = resolve_judge_api_key(judge_config, self.env)
 
         def local_judge(cfg: Any) -> InferenceBackend:
             # A local judge is one more local candidate as far as the engine is concerned.
@@ -470,295 +376,77 @@ class JobRunner:
             )
             return self.backends.inference(nim)
 
+        key = resolve_judge_api_key(judge_config, self.env)
         return build_judge(judge_config, key, local_backend_factory=local_judge), ""
 
-    def _customization(self, job_id: str, step: Any, config: FlywheelConfig) -> dict[str, Any]:
+    def _customization(self, job: _Job, step: StepRow) -> dict[str, Any]:
         from flywheel.pipeline.datasets import read_jsonl
 
-        nim = self._nim(config, step)
-        datasets = self._step_result(job_id, "datasets")
-        assert datasets is not None
-        train = read_jsonl(Path(datasets["paths"]["train"]))
-        val = read_jsonl(Path(datasets["paths"]["val"])) if "val" in datasets["paths"] else []
-        if not train:
-            raise FlywheelError(
-                "The training set is empty; lower data_split_config.eval_size or ingest more logs."
-            )
-        with self.engine.begin() as conn:
-            conn.execute(
-                delete(customizations).where(
-                    customizations.c.job_id == job_id, customizations.c.candidate_id == step.candidate_id
-                )
-            )
-            custom_id = new_id()
-            conn.execute(
-                insert(customizations).values(
-                    id=custom_id,
-                    job_id=job_id,
-                    candidate_id=step.candidate_id,
-                    status="running",
-                    started_at=time.time(),
-                    runtime_seconds=0.0,
-                    progress=0.0,
-                    epochs_completed=0,
-                    steps_completed=0,
-                )
-            )
+        assert step.candidate_id is not None
+        nim = job.nim(step.candidate)
+        train_path, val_path = self._dataset_path(job, "train"), self._dataset_path(job, "val")
+        train = read_jsonl(train_path) if train_path is not None else []
+        val = read_jsonl(val_path) if val_path is not None else []
+        custom_id = self.repo.start_customization(job.id, step.candidate_id)
         started = time.time()
-        curve: dict[str, list[list[float]]] = {"train_loss": [], "val_loss": [], "tokens_per_s": []}
+        curves = LossCurves()
         throttle = _Throttle(PROGRESS_INTERVAL_S)
 
         def on_progress(p: TrainingProgress) -> None:
-            if p.loss is not None:
-                curve["train_loss"].append([p.step, p.loss])
-            if p.val_loss is not None:
-                curve["val_loss"].append([p.step, p.val_loss])
-            if p.tokens_per_s is not None:
-                curve["tokens_per_s"].append([p.step, p.tokens_per_s])
-            pct = 100.0 * p.step / max(p.total_steps, 1)
             if throttle.ready(p.step >= p.total_steps or p.val_loss is not None):
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        update(customizations)
-                        .where(customizations.c.id == custom_id)
-                        .values(
-                            progress=pct,
-                            steps_completed=p.step,
-                            epochs_completed=int(p.epoch),
-                            runtime_seconds=time.time() - started,
-                            metrics=_dumps(curve),
-                        )
-                    )
-                self._set_progress(step.id, pct)
+                pct = 100.0 * p.step / max(p.total_steps, 1)
+                self.repo.customization_progress(
+                    custom_id, pct=pct, steps=p.step, epochs=int(p.epoch), runtime_s=time.time() - started,
+                    metrics=curves.to_json(),
+                )  # fmt: skip
+                self.repo.step_progress(step.id, pct, self.lease_s)
 
-        out_dir = job_dir(self.home, job_id) / "adapters" / _safe(nim.model_name)
         try:
-            trainer = self.backends.training(nim, config.training_config, config.lora_config)
-            adapter = trainer.train(
+            done = customize(
+                self.backends.training(nim, job.config.training_config, job.config.lora_config),
                 train,
                 val,
-                out_dir,
+                job_dir(self.home, job.id) / "adapters" / safe_name(nim.model_name),
+                curves=curves,
                 on_progress=on_progress,
-                should_stop=lambda: self.repo.cancel_requested(job_id),
+                should_stop=lambda: self.repo.cancel_requested(job.id),
             )
-        except JobCancelled:
-            self._end_customization(custom_id, "cancelled", started, curve, error="Job cancelled by user.")
-            raise
         except Exception as exc:
-            self._end_customization(custom_id, "failed", started, curve, error=f"{type(exc).__name__}: {exc}")
+            cancelled = isinstance(exc, JobCancelled)
+            status, error = (
+                ("cancelled", "Job cancelled by user.")
+                if cancelled
+                else ("failed", f"{type(exc).__name__}: {exc}")
+            )
+            self.repo.end_customization(custom_id, status, started, curves.to_json(), error=error)
             raise
-        curve["train_loss"] = [[s, v] for s, v in adapter.train_losses] or curve["train_loss"]
-        curve["val_loss"] = [[s, v] for s, v in adapter.val_losses] or curve["val_loss"]
-        self._end_customization(
+        self.repo.end_customization(
             custom_id,
             "completed",
             started,
-            {**curve, "summary": adapter.metrics, "stopped_early": adapter.stopped_early},
-            adapter_path=str(adapter.adapter_dir),
-            customized_model=f"{nim.model_name}@{job_id}",
-            steps=adapter.steps_completed,
-            epochs=adapter.epochs_completed,
+            done.metrics(),
+            adapter_path=str(done.adapter_dir),
+            customized_model=f"{nim.model_name}@{job.id}",
+            steps=done.adapter.steps_completed,
+            epochs=done.adapter.epochs_completed,
         )
-        return {"customization_id": custom_id, "adapter_dir": str(adapter.adapter_dir)}
+        return {"customization_id": custom_id, "adapter_dir": str(done.adapter_dir)}
 
-    # ------------------------------------------------------------------------------------------------ rows
+    # ------------------------------------------------------------------------------------------------ endings
 
-    def _set_progress(self, step_id: str, pct: float, *, evaluation_id: str | None = None) -> None:
-        now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(job_steps)
-                .where(job_steps.c.id == step_id)
-                .values(progress=pct, lease_expires_at=now + self.lease_s)
-            )
-            if evaluation_id is not None:
-                conn.execute(
-                    update(evaluations).where(evaluations.c.id == evaluation_id).values(progress=pct)
-                )
-
-    def _start_evaluation(self, job_id: str, step: Any, nim: NIMConfig) -> str:
-        eval_id = new_id()
-        with self.engine.begin() as conn:
-            # a re-run replaces what an interrupted attempt left behind
-            old = select(evaluations.c.id).where(
-                evaluations.c.job_id == job_id,
-                evaluations.c.candidate_id == step.candidate_id,
-                evaluations.c.eval_type == step.kind,
-            )
-            conn.execute(delete(evaluation_samples).where(evaluation_samples.c.evaluation_id.in_(old)))
-            conn.execute(
-                delete(evaluations).where(
-                    evaluations.c.job_id == job_id,
-                    evaluations.c.candidate_id == step.candidate_id,
-                    evaluations.c.eval_type == step.kind,
-                )
-            )
-            conn.execute(
-                insert(evaluations).values(
-                    id=eval_id,
-                    job_id=job_id,
-                    candidate_id=step.candidate_id,
-                    eval_type=step.kind,
-                    status="running",
-                    scores="{}",
-                    started_at=time.time(),
-                    runtime_seconds=0.0,
-                    progress=0.0,
-                )
-            )
-        return eval_id
-
-    def _end_evaluation(self, eval_id: str, status: str, started: float, *, error: str | None = None) -> None:
-        now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(evaluations)
-                .where(evaluations.c.id == eval_id)
-                .values(status=status, finished_at=now, runtime_seconds=now - started, error=error)
-            )
-
-    def _store_evaluation(self, eval_id: str, result: Any, started: float) -> None:
-        full = result.to_json(include_samples=True)
-        samples = full.pop("samples", [])
-        now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(evaluations)
-                .where(evaluations.c.id == eval_id)
-                .values(
-                    status="completed",
-                    scores=_dumps(result.scores),
-                    result=_dumps(full),
-                    finished_at=now,
-                    runtime_seconds=now - started,
-                    progress=100.0,
-                )
-            )
-            if samples:
-                conn.execute(
-                    insert(evaluation_samples),
-                    [
-                        {
-                            "evaluation_id": eval_id,
-                            "position": i,
-                            "record_id": s.get("record_id"),
-                            "score": sample_score(s),
-                            "sample": _dumps(s),
-                        }
-                        for i, s in enumerate(samples)
-                    ],
-                )
-
-    def _end_customization(
-        self,
-        custom_id: str,
-        status: str,
-        started: float,
-        metrics: dict[str, Any],
-        *,
-        error: str | None = None,
-        adapter_path: str | None = None,
-        customized_model: str | None = None,
-        steps: int | None = None,
-        epochs: int | None = None,
-    ) -> None:
-        now = time.time()
-        values: dict[str, Any] = {
-            "status": status,
-            "finished_at": now,
-            "runtime_seconds": now - started,
-            "metrics": _dumps(metrics),
-            "error": error,
-        }
-        if status == "completed":
-            values.update(progress=100.0, adapter_path=adapter_path, customized_model=customized_model)
-        if steps is not None:
-            values["steps_completed"] = steps
-        if epochs is not None:
-            values["epochs_completed"] = epochs
-        with self.engine.begin() as conn:
-            conn.execute(update(customizations).where(customizations.c.id == custom_id).values(**values))
-
-    def _set_candidate(self, candidate_id: str, *, started: bool = False, **values: Any) -> None:
-        with self.engine.begin() as conn:
-            if started:
-                conn.execute(
-                    update(job_candidates)
-                    .where(job_candidates.c.id == candidate_id, job_candidates.c.started_at.is_(None))
-                    .values(started_at=time.time())
-                )
-            conn.execute(
-                update(job_candidates)
-                .where(job_candidates.c.id == candidate_id, job_candidates.c.finished_at.is_(None))
-                .values(**values)
-            )
-
-    def _after_candidate_failure(self, job_id: str, step: Any, message: str) -> None:
-        """A failed step fails what depends on it (customized-eval after customization) and its candidate."""
-        if step.kind == "customization":
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(job_steps)
-                    .where(
-                        job_steps.c.job_id == job_id,
-                        job_steps.c.candidate_id == step.candidate_id,
-                        job_steps.c.kind == "customized-eval",
-                        job_steps.c.status == "pending",
-                    )
-                    .values(status="failed", error="Customization failed, so there is no fine-tuned model.")
-                )
-        self._maybe_finish_candidate(job_id, step.candidate_id)
-
-    def _maybe_finish_candidate(self, job_id: str, candidate_id: str) -> None:
-        with self.engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    select(job_steps.c.name, job_steps.c.status, job_steps.c.error).where(
-                        job_steps.c.job_id == job_id, job_steps.c.candidate_id == candidate_id
-                    )
-                )
-            )
-            started = conn.scalar(
-                select(job_candidates.c.started_at).where(job_candidates.c.id == candidate_id)
-            )
-        if any(r.status in ("pending", "running") for r in rows):
+    def _finish_candidate_if_done(self, job_id: str, candidate_id: str) -> None:
+        steps = self.repo.steps(job_id, candidate_id=candidate_id)
+        if any(s.status in ("pending", "running") for s in steps):
             return
-        errors = [f"{r.name}: {r.error}" for r in rows if r.status == "failed"]
-        now = time.time()
-        self._set_candidate(
-            candidate_id,
-            status="failed" if errors else "completed",
-            deployment_status="completed",
-            error="; ".join(errors) or None,
-            finished_at=now,
-            runtime_seconds=now - (started or now),
+        errors = [f"{s.name}: {s.error}" for s in steps if s.status == "failed"]
+        self.repo.finish_candidate(
+            candidate_id, "failed" if errors else "completed", "; ".join(errors) or None
         )
 
-    def _end_job(self, job_id: str, status: str, reason: str, job_error: str | None = None) -> None:
-        """End every unfinished step, evaluation, customization and candidate with ``status`` and ``reason``,
-        then the job itself (with ``job_error``, default ``reason``)."""
-        now = time.time()
-        with self.engine.begin() as conn:
-            for table in (job_steps, evaluations, customizations):
-                conn.execute(
-                    update(table)
-                    .where(table.c.job_id == job_id, table.c.status.in_(("pending", "running")))
-                    .values(status=status, error=reason, finished_at=now)
-                )
-            conn.execute(
-                update(job_candidates)
-                .where(job_candidates.c.job_id == job_id, job_candidates.c.finished_at.is_(None))
-                .values(status=status, error=reason, finished_at=now)
-            )
-        self.repo.finish_job(job_id, status, job_error or reason)
-
-    def _finalize(self, job_id: str) -> str:
-        steps = self._steps(job_id)
-        finalize = next(s for s in steps if s.kind == "finalize")
-        evals = [s for s in steps if s.kind.endswith("eval")]
-        completed = [s for s in evals if s.status == "completed"]
-        now = time.time()
-        if completed:
+    def _finalize(self, job: _Job) -> str:
+        steps = self.repo.steps(job.id)
+        finalize = next(s for s in steps if s.kind is StepKind.FINALIZE)
+        if any(s.kind.is_evaluation and s.status == "completed" for s in steps):
             status, error = "completed", None
         else:
             reasons = [f"{s.name}: {s.error}" for s in steps if s.status == "failed" and s.error]
@@ -766,38 +454,23 @@ class JobRunner:
             error = "No evaluation succeeded. " + (
                 "; ".join(reasons) if reasons else "Nothing was evaluated."
             )
-        self._set_step(finalize.id, status="completed", started_at=now, finished_at=now, progress=100.0)
-        self.repo.finish_job(job_id, status, error)
-        config = FlywheelConfig.model_validate(self.repo.job_config(job_id))
-        if completed and config.mlflow_config.enabled:
-            from flywheel.service.jobs._mlflow import log_report
-            from flywheel.service.jobs._report import job_report
+        self.repo.end_step(finalize.id, "completed", started_at=time.time())
+        self.repo.finish_job(job.id, status, error)
+        if status == "completed" and job.config.mlflow_config.enabled:
+            from flywheel.service.jobs._mlflow import track_report
 
-            try:
-                report = job_report(self.engine, job_id)
-            except Exception:  # tracking must never turn a finished job into a crashed runner
-                log.exception("could not build the report of job %s for MLflow", job_id)
-            else:
-                log_report(config.mlflow_config, job_id=job_id, report=report)
+            track_report(self.repo, job.config, job.id)
         return status
-
-
-class _JobFailed(Exception):
-    """Internal: the job already failed (datasets could not be built); stop the step loop."""
 
 
 #: Per-sample score used to sort and filter divergent samples, by what the sample was scored on.
 SAMPLE_SCORE_KEYS = ("accuracy", "function_name_and_args_accuracy", "similarity", "rouge_l")
 
 
-def sample_score(sample: dict[str, Any]) -> float | None:
+def sample_score(sample: Mapping[str, Any]) -> float | None:
     """The headline per-sample score (1 = agrees with the teacher), or None if the sample was not scored."""
     scores = sample.get("scores") or {}
     for key in SAMPLE_SCORE_KEYS:
         if scores.get(key) is not None:
             return float(scores[key])
     return None
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)

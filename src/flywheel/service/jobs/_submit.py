@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flywheel.config import FlywheelConfig
 from flywheel.errors import ConfigError
 from flywheel.service.jobs._repository import JobRepository
-from flywheel.service.jobs._runner import create_steps, job_dir, plan_steps
+from flywheel.service.jobs._runner import job_dir, plan_steps
 
 
 class JobRequest(BaseModel):
@@ -89,8 +89,8 @@ def submit_job(repo: JobRepository, config: FlywheelConfig, request: JobRequest)
         request=request.model_dump(mode="json", exclude_none=True),
         config=effective.model_dump(mode="json"),
         candidates=names,
+        steps=plan_steps(effective, names),
     )
-    create_steps(repo, job_id, plan_steps(effective, names))
     return job_id
 
 

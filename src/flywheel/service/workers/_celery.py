@@ -24,20 +24,19 @@ from typing import Any
 
 from flywheel.config import Settings
 from flywheel.errors import require
+from flywheel.service.jobs._rows import StepKind
 
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE = "flywheel"
 ACCELERATOR_QUEUE = "accelerator"
-#: Step kinds that need a model (and so an accelerator when there is one).
-ACCELERATOR_KINDS = frozenset({"base-eval", "icl-eval", "customization", "customized-eval"})
 
 _RUNNER: Any = None
 
 
-def queue_for(kind: str | None) -> str:
-    """The queue a step of ``kind`` runs on."""
-    return ACCELERATOR_QUEUE if kind in ACCELERATOR_KINDS else DEFAULT_QUEUE
+def queue_for(kind: StepKind | None) -> str:
+    """The queue a step of ``kind`` runs on: steps that need a model go to the accelerator queue."""
+    return ACCELERATOR_QUEUE if kind is not None and kind.needs_model else DEFAULT_QUEUE
 
 
 def make_celery(settings: Settings, *, backends: Any = None) -> Any:
@@ -89,7 +88,7 @@ def make_celery(settings: Settings, *, backends: Any = None) -> Any:
         step = job_runner.next_step(job_id)
         wanted = queue_for(step.kind if step is not None else None)
         here = (self.request.delivery_info or {}).get("routing_key")
-        if here is not None and here != wanted and job_runner.repo.get_row(job_id).finished_at is None:
+        if here is not None and here != wanted and job_runner.repo.job(job_id).finished_at is None:
             app.send_task("flywheel.advance", args=[job_id], queue=wanted)  # wrong kind of worker: pass it on
             return None
         status = job_runner.advance(job_id)

@@ -9,9 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, select
-
-from flywheel.store import job_steps, jobs
+from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
@@ -21,19 +19,9 @@ def resumable_jobs(engine: Engine, now: float | None = None) -> list[str]:
 
     This is what a restarted server picks up again, so that no job stays "running" without a worker.
     """
-    now = time.time() if now is None else now
-    with engine.connect() as conn:
-        unfinished = list(
-            conn.execute(select(jobs.c.id).where(jobs.c.finished_at.is_(None)).order_by(jobs.c.created_at))
-        )
-        held = set(
-            conn.scalars(
-                select(job_steps.c.job_id).where(
-                    job_steps.c.status == "running", job_steps.c.lease_expires_at > now
-                )
-            )
-        )
-    return [r.id for r in unfinished if r.id not in held]
+    from flywheel.service.jobs import JobRepository
+
+    return JobRepository(engine).resumable_jobs(time.time() if now is None else now)
 
 
 class InProcessExecutor:

@@ -7,9 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Engine, select, update
-
-from flywheel.store import job_steps, jobs
+from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
@@ -25,46 +23,18 @@ def recover_stalled(engine: Engine, submit: Callable[[str], None], *, now: float
     """
     from flywheel.service.jobs import JobRepository
 
-    now = time.time() if now is None else now
-    with engine.connect() as conn:
-        stalled = list(
-            conn.execute(
-                select(
-                    job_steps.c.id,
-                    job_steps.c.job_id,
-                    job_steps.c.name,
-                    job_steps.c.attempts,
-                    job_steps.c.worker_id,
-                )
-                .join(jobs, jobs.c.id == job_steps.c.job_id)
-                .where(
-                    jobs.c.finished_at.is_(None),
-                    job_steps.c.status == "running",
-                    job_steps.c.lease_expires_at < now,
-                )
-            )
-        )
-    requeued = []
     repo = JobRepository(engine)
-    for step in stalled:
+    requeued = []
+    for step in repo.stalled_steps(time.time() if now is None else now):
         reason = (
             f"worker {step.worker_id} stopped responding during step {step.name} (attempt {step.attempts})"
         )
-        with engine.begin() as conn:
-            if step.attempts >= MAX_ATTEMPTS:
-                conn.execute(
-                    update(job_steps).where(job_steps.c.id == step.id).values(status="failed", error=reason)
-                )
-            else:
-                conn.execute(
-                    update(job_steps)
-                    .where(job_steps.c.id == step.id, job_steps.c.status == "running")
-                    .values(status="pending", error=f"{reason}; retrying")
-                )
         if step.attempts >= MAX_ATTEMPTS:
+            repo.end_step(step.id, "failed", error=reason)
             log.error("job %s failed: %s", step.job_id, reason)
             repo.finish_job(step.job_id, "failed", f"{reason}; gave up after {MAX_ATTEMPTS} attempts.")
             continue
+        repo.release_step(step.id, f"{reason}; retrying")
         log.warning("re-queueing job %s: %s", step.job_id, reason)
         submit(step.job_id)
         requeued.append(step.job_id)
