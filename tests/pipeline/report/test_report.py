@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from flywheel.pipeline.report import Price, ReportSettings, build_report, render_markdown
+from flywheel.pipeline.evaluate import scorer_for
+from flywheel.pipeline.report import Price, ReportSettings, build_report, primary_metric, render_markdown
 
 
 def _metric(
@@ -254,3 +255,26 @@ def test_a_judge_metric_threshold_without_a_judge_cannot_qualify() -> None:
     assert rec["status"] == "no_candidate"
     assert rec["near_miss"]["shortfalls"] == ["similarity was not computed (no judge)"]
     assert any("llm_judge_config" in a for a in rec["advice"])
+
+
+@pytest.mark.parametrize(
+    ("workload_type", "computed"),
+    [
+        ("classification", ["accuracy", "f1_score"]),
+        ("tool_calling", ["function_name"]),
+        ("generic", ["rouge_l", "token_f1"]),
+        ("generic", ["similarity", "rouge_l"]),
+        ("generic", []),
+    ],
+)
+def test_the_report_takes_the_primary_metric_from_the_workload_scorer(
+    workload_type: str, computed: list[str]
+) -> None:
+    assert primary_metric(workload_type, computed) == scorer_for(workload_type).primary_metric(computed)
+
+
+@pytest.mark.parametrize("workload_type", [None, "", "auto", "ranking"])
+def test_a_missing_or_unknown_workload_type_is_reported_on_classification_terms(
+    workload_type: str | None,
+) -> None:
+    assert primary_metric(workload_type, ["similarity", "rouge_l"]) == "f1_score"

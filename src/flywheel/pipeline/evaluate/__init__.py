@@ -18,6 +18,9 @@ Scores by workload type (each also in ``metrics`` with ``n``, ``ci_low``, ``ci_h
   :mod:`flywheel.pipeline.evaluate._tool_calling`), ``tool_calling_correctness`` (LLM judge, 0/1).
 * generic — ``similarity`` (LLM judge, rating 1–10 divided by 10), ``rouge_l``, ``token_f1``.
 
+Each workload type's rules — its metrics, its judge metric, its headline metric, when no judge is used — are its
+scorer's: ``scorer_for("generic").primary_metric(computed)``, ``scorer_for(t).no_judge_reason(tool_eval_type=…)``.
+
 Usage (``usage`` in the JSON): ``latency_p50_s``, ``latency_p95_s``, ``prompt_tokens_mean``,
 ``completion_tokens_mean``, and the teacher's logged ``teacher_prompt_tokens_mean``/``teacher_completion_tokens_mean``.
 """
@@ -63,6 +66,8 @@ from flywheel.pipeline.evaluate._judge import (
     parse_similarity,
     resolve_judge_api_key,
 )
+from flywheel.pipeline.evaluate._results import SAMPLE_SCORE_KEYS, sample_score
+from flywheel.pipeline.evaluate._scorers import SCORERS, WorkloadScorer, scorer_for
 from flywheel.pipeline.evaluate._stats import Interval, bootstrap, bootstrap_mean
 from flywheel.pipeline.evaluate._text import rouge_l, token_f1
 from flywheel.pipeline.evaluate._tool_calling import (
@@ -78,6 +83,8 @@ __all__ = [
     "JUDGE_METRICS",
     "METRICS",
     "NO_LABEL",
+    "SAMPLE_SCORE_KEYS",
+    "SCORERS",
     "WORKLOAD_TYPES",
     "Answer",
     "ClassScores",
@@ -95,6 +102,7 @@ __all__ = [
     "Scorer",
     "SimilarityScorer",
     "ToolCallCorrectnessScorer",
+    "WorkloadScorer",
     "answer_from_response",
     "arguments_f1",
     "bootstrap",
@@ -117,6 +125,8 @@ __all__ = [
     "prediction_to_generation",
     "resolve_judge_api_key",
     "rouge_l",
+    "sample_score",
+    "scorer_for",
     "teacher_answer",
     "token_f1",
     "usage_metrics",

@@ -20,7 +20,7 @@ Definitions (these are what the report's numbers mean):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +144,14 @@ def weighted_f1_codes(y_true: NDArray[np.int64], y_pred: NDArray[np.int64], k: i
     _, _, f1, support = _per_class(y_true, y_pred, k)
     total = support.sum()
     return float((f1 * support).sum() / total) if total else 0.0
+
+
+#: The corpus-level metrics, by key, as functions of label codes ``(y_true, y_pred, k)``: their intervals recompute
+#: them on every resample (the other classification metrics are means of per-sample scores).
+LABEL_STATISTICS: dict[str, Callable[[NDArray[np.int64], NDArray[np.int64], int], float]] = {
+    "f1_score": macro_f1_codes,
+    "f1_weighted": weighted_f1_codes,
+}
 
 
 def classification_report(teacher: Sequence[str], candidate: Sequence[str | None]) -> ClassificationReport:

@@ -15,8 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from flywheel.errors import DataError
-from flywheel.pipeline.evaluate._classification import encode_labels, macro_f1_codes, weighted_f1_codes
-from flywheel.pipeline.evaluate._evaluate import EvaluationResult, SampleEvidence
+from flywheel.pipeline.evaluate._classification import LABEL_STATISTICS, encode_labels
+from flywheel.pipeline.evaluate._results import EvaluationResult, SampleEvidence
 from flywheel.pipeline.evaluate._stats import Statistic, bootstrap, bootstrap_mean
 
 
@@ -99,11 +99,11 @@ def compare(
     ]
     out: dict[str, Comparison] = {}
     for name in names:
-        if name in ("f1_score", "f1_weighted"):
+        if name in LABEL_STATISTICS:
             teacher = [str((a[r].labels or {}).get("teacher")) for r in shared]
             base_labels = [(a[r].labels or {}).get("candidate") for r in shared]
             cand_labels = [(b[r].labels or {}).get("candidate") for r in shared]
-            fn = macro_f1_codes if name == "f1_score" else weighted_f1_codes
+            fn = LABEL_STATISTICS[name]
             statistic, base_value = _paired_label_statistic(fn, teacher, base_labels, cand_labels)
             interval = bootstrap(
                 statistic, len(shared), n_boot=bootstrap_samples, confidence=confidence, seed=seed

@@ -14,7 +14,7 @@ from flywheel.pipeline.report._cost import (
     priced_cost,
     saving_pct,
 )
-from flywheel.pipeline.report._recommend import DEFAULT_MIN_SCORE, PRIMARY_METRICS, primary_metric
+from flywheel.pipeline.report._recommend import DEFAULT_MIN_SCORE, primary_metric
 from flywheel.pipeline.report._render import format_metric, markdown_table, render_markdown
 from flywheel.pipeline.report._report import EVAL_TYPES, ReportSettings, build_report
 
@@ -22,7 +22,6 @@ __all__ = [
     "DEFAULT_MIN_SCORE",
     "EVAL_TYPES",
     "FORMULAS",
-    "PRIMARY_METRICS",
     "Cost",
     "Price",
     "ReportSettings",

@@ -9,22 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-#: The metric a workload type is judged on, in order of preference (the first one that was computed is used).
-PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("f1_score",),
-    "tool_calling": ("function_name_and_args_accuracy",),
-    "generic": ("similarity", "rouge_l"),
-}
 DEFAULT_MIN_SCORE = 0.9
 
 
 def primary_metric(workload_type: str | None, computed: Sequence[str] = ()) -> str:
-    """The headline metric of ``workload_type``: the first preferred one among ``computed`` (else the first)."""
-    preferred = PRIMARY_METRICS.get(workload_type or "", PRIMARY_METRICS["classification"])
-    for name in preferred:
-        if name in computed:
-            return name
-    return preferred[0]
+    """The headline metric of ``workload_type`` given the metrics that were ``computed``, as the workload's scorer
+    declares it (see :func:`flywheel.pipeline.evaluate.scorer_for`); a missing or unknown workload type is read as
+    classification."""
+    # Imported here: the evaluator pulls numpy and the config models, which `import flywheel.pipeline.report`
+    # (the CLI's job listing, the model card) does not otherwise need.
+    from flywheel.pipeline.evaluate import SCORERS
+
+    scorer = SCORERS.get(workload_type or "") or SCORERS["classification"]
+    return scorer.primary_metric(computed)
 
 
 def thresholds_for(

@@ -18,25 +18,18 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from flywheel.backends import InferenceBackend, TrainingBackend, TrainingProgress
-from flywheel.config import FlywheelConfig, LoRAConfig, NIMConfig, TrainingConfig
+from flywheel.config import LoRAConfig, NIMConfig, TrainingConfig
 from flywheel.errors import FlywheelError, JobCancelled
 from flywheel.ids import safe_name
-from flywheel.pipeline.experiments import (
-    EVAL_DATASET,
-    EvalSettings,
-    Experiment,
-    LossCurves,
-    candidate_sequence,
-    customize,
-    run_evaluation,
-)
+from flywheel.pipeline.evaluate import sample_score
+from flywheel.pipeline.experiments import EVAL_DATASET, Experiment, LossCurves, customize, run_evaluation
+from flywheel.service.jobs._plan import JobSettings, job_dir
 from flywheel.service.jobs._repository import JobRepository
-from flywheel.service.jobs._rows import StepKind, StepRow, StepSpec
+from flywheel.service.jobs._rows import StepKind, StepRow
 
 log = logging.getLogger(__name__)
 
@@ -58,37 +51,6 @@ class BackendFactory(Protocol):
         ...
 
 
-def job_dir(home: Path, job_id: str) -> Path:
-    """Where a job's datasets and adapters live."""
-    return Path(home) / "jobs" / job_id
-
-
-def plan_steps(config: FlywheelConfig, candidates: list[str]) -> list[StepSpec]:
-    """The steps of a job, in the order they run: datasets, each candidate's sequence, finalize."""
-    by_name = {n.model_name: n for n in config.nims}
-    steps = [StepSpec(StepKind.DATASETS)]
-    for name in candidates:
-        for experiment in candidate_sequence(customize=by_name[name].customization_enabled):
-            steps.append(StepSpec(StepKind(experiment.value), name))
-    steps.append(StepSpec(StepKind.FINALIZE))
-    return steps
-
-
-@dataclass(frozen=True)
-class _Job:
-    """What a job's steps need, read and validated once per job (its configuration is frozen at submission)."""
-
-    id: str
-    workload_id: str
-    client_id: str
-    created_at: float
-    request: Mapping[str, Any]
-    config: FlywheelConfig
-
-    def nim(self, candidate: str | None) -> NIMConfig:
-        return next(n for n in self.config.nims if n.model_name == candidate)
-
-
 class _Throttle:
     def __init__(self, interval: float) -> None:
         self.interval = interval
@@ -102,7 +64,7 @@ class _Throttle:
         return False
 
 
-class _JobFailed(Exception):
+class JobSettingsFailed(Exception):
     """Internal: the job already failed (datasets could not be built); stop the step loop."""
 
 
@@ -125,7 +87,7 @@ class JobRunner:
         self.env = dict(env or {})
         self.worker_id = worker_id
         self.lease_s = lease_s
-        self._jobs: OrderedDict[str, _Job] = OrderedDict()
+        self._jobs: OrderedDict[str, JobSettings] = OrderedDict()
 
     # ------------------------------------------------------------------------------------------------ driver
 
@@ -156,7 +118,7 @@ class JobRunner:
                 final = self._finalize(self._job(job_id))
             elif not self.run_step(step):
                 return "busy"
-        except _JobFailed:
+        except JobSettingsFailed:
             final = "failed"
         except JobCancelled as exc:
             self.repo.end_job(job_id, "cancelled", str(exc))
@@ -188,13 +150,10 @@ class JobRunner:
             stop.set()
         return True
 
-    def _job(self, job_id: str) -> _Job:
+    def _job(self, job_id: str) -> JobSettings:
         job = self._jobs.get(job_id)
         if job is None:
-            row = self.repo.job(job_id)
-            config = FlywheelConfig.model_validate(row.config)
-            job = _Job(row.id, row.workload_id, row.client_id, row.created_at, row.request, config)
-            self._jobs[job_id] = job
+            job = self._jobs[job_id] = JobSettings.from_row(self.repo.job(job_id))
             while len(self._jobs) > _JOB_CACHE_SIZE:
                 self._jobs.popitem(last=False)
         return job
@@ -204,7 +163,7 @@ class JobRunner:
         while not stop.wait(self.lease_s / 3):
             self.repo.renew_lease(step_id, self.worker_id, self.lease_s)
 
-    def _execute(self, job: _Job, step: StepRow) -> None:
+    def _execute(self, job: JobSettings, step: StepRow) -> None:
         if step.candidate_id:
             self.repo.start_candidate(step.candidate_id)
         try:
@@ -225,7 +184,7 @@ class JobRunner:
             if step.kind is StepKind.DATASETS:
                 # Nothing else can run without datasets: the job fails with the reason.
                 self.repo.end_job(job.id, "failed", "Datasets could not be built.", message)
-                raise _JobFailed(message) from exc
+                raise JobSettingsFailed(message) from exc
             if step.kind is StepKind.CUSTOMIZATION and step.candidate_id:
                 error = "Customization failed, so there is no fine-tuned model."
                 self.repo.fail_pending_steps(job.id, step.candidate_id, StepKind.CUSTOMIZED_EVAL, error)
@@ -236,7 +195,7 @@ class JobRunner:
 
     # ------------------------------------------------------------------------------------------------ steps
 
-    def _datasets(self, job: _Job) -> dict[str, Any]:
+    def _datasets(self, job: JobSettings) -> dict[str, Any]:
         from flywheel.pipeline.datasets import build_datasets
 
         settings = job.config  # per-job overrides were resolved and validated into it at submission
@@ -254,27 +213,17 @@ class JobRunner:
             until=job.request.get("until"),
         )
         manifest = build.manifest
-        names = {"eval": "eval", "icl_eval": "icl", "train": "train", "val": "val"}
-        datasets = [
-            {
-                "name": f"flywheel-{names[key]}-{job.workload_id}-{int(job.created_at)}",
-                "num_records": int(manifest["artifacts"][key]["records"]),
-                "nmp_uri": None,
-                "path": str(build.paths[key]),
-            }
-            for key in names
-            if key in manifest["artifacts"]
-        ]
+        datasets = job.dataset_entries(manifest, build.paths)
         self.repo.set_job(job.id, num_records=int(manifest["selected"]), datasets=datasets, manifest=manifest)
         return {"out_dir": str(build.out_dir), "paths": {k: str(v) for k, v in build.paths.items()}}
 
-    def _dataset_path(self, job: _Job, key: str) -> Path | None:
+    def _dataset_path(self, job: JobSettings, key: str) -> Path | None:
         built = self.repo.step_result(job.id, StepKind.DATASETS)
         assert built is not None, "the datasets step must have completed"
         path = built["paths"].get(key)
         return Path(path) if path is not None else None
 
-    def _evaluation(self, job: _Job, step: StepRow) -> dict[str, Any]:
+    def _evaluation(self, job: JobSettings, step: StepRow) -> dict[str, Any]:
         from flywheel.pipeline.datasets import read_jsonl
 
         key = EVAL_DATASET[Experiment(step.kind.value)]
@@ -293,7 +242,8 @@ class JobRunner:
                 )
             adapter_dir = Path(trained["adapter_dir"])
         assert step.candidate_id is not None
-        nim, settings = job.nim(step.candidate), self._eval_settings(job)
+        nim = job.nim(step.candidate)
+        settings = job.eval_settings((self.repo.job(job.id).manifest or {}).get("workload_type"))
         eval_id = self.repo.start_evaluation(job.id, step.candidate_id, step.kind.value)
         throttle = _Throttle(PROGRESS_INTERVAL_S)
 
@@ -342,29 +292,19 @@ class JobRunner:
             )  # fmt: skip
         return {"evaluation_id": eval_id, "scores": result.scores}
 
-    def _eval_settings(self, job: _Job) -> EvalSettings:
-        manifest = self.repo.job(job.id).manifest or {}
-        evaluation = job.config.evaluation_config
-        return EvalSettings(
-            workload_type=manifest.get("workload_type") or evaluation.workload_type,
-            max_tokens=evaluation.max_new_tokens,
-            limit=evaluation.limit,
-            bootstrap_samples=evaluation.bootstrap_samples,
-            confidence=evaluation.confidence,
-            seed=job.config.data_split_config.random_seed or 0,
+    def _judge(self, job: JobSettings, workload_type: str) -> tuple[Any, str]:
+        from flywheel.pipeline.evaluate import SCORERS, build_judge, resolve_judge_api_key
+
+        scorer = SCORERS.get(
+            workload_type
+        )  # none while the type is still "auto": the judge decides per metric
+        reason = (
+            scorer.no_judge_reason(tool_eval_type=job.config.evaluation_config.tool_eval_type)
+            if scorer
+            else None
         )
-
-    def _judge(self, job: _Job, workload_type: str) -> tuple[Any, str]:
-        from flywheel.pipeline.evaluate import build_judge, resolve_judge_api_key
-
-        # TEMP until scorers land
-        if workload_type == "classification":
-            return None, "classification is scored without a judge"
-        if (
-            workload_type == "tool_calling"
-            and job.config.evaluation_config.tool_eval_type == "tool-calling-metric"
-        ):
-            return None, "evaluation_config.tool_eval_type is tool-calling-metric"
+        if reason is not None:
+            return None, reason
         judge_config = job.config.llm_judge_config
         if judge_config is None:
             return None, "no LLM judge configured (llm_judge_config is null)"
@@ -379,7 +319,7 @@ class JobRunner:
         key = resolve_judge_api_key(judge_config, self.env)
         return build_judge(judge_config, key, local_backend_factory=local_judge), ""
 
-    def _customization(self, job: _Job, step: StepRow) -> dict[str, Any]:
+    def _customization(self, job: JobSettings, step: StepRow) -> dict[str, Any]:
         from flywheel.pipeline.datasets import read_jsonl
 
         assert step.candidate_id is not None
@@ -443,7 +383,7 @@ class JobRunner:
             candidate_id, "failed" if errors else "completed", "; ".join(errors) or None
         )
 
-    def _finalize(self, job: _Job) -> str:
+    def _finalize(self, job: JobSettings) -> str:
         steps = self.repo.steps(job.id)
         finalize = next(s for s in steps if s.kind is StepKind.FINALIZE)
         if any(s.kind.is_evaluation and s.status == "completed" for s in steps):
@@ -461,16 +401,3 @@ class JobRunner:
 
             track_report(self.repo, job.config, job.id)
         return status
-
-
-#: Per-sample score used to sort and filter divergent samples, by what the sample was scored on.
-SAMPLE_SCORE_KEYS = ("accuracy", "function_name_and_args_accuracy", "similarity", "rouge_l")
-
-
-def sample_score(sample: Mapping[str, Any]) -> float | None:
-    """The headline per-sample score (1 = agrees with the teacher), or None if the sample was not scored."""
-    scores = sample.get("scores") or {}
-    for key in SAMPLE_SCORE_KEYS:
-        if scores.get(key) is not None:
-            return float(scores[key])
-    return None

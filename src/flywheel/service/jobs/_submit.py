@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flywheel.config import FlywheelConfig
 from flywheel.errors import ConfigError
+from flywheel.service.jobs._plan import job_dir, plan_steps
 from flywheel.service.jobs._repository import JobRepository
-from flywheel.service.jobs._runner import job_dir, plan_steps
 
 
 class JobRequest(BaseModel):
