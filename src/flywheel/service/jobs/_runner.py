@@ -64,7 +64,7 @@ class _Throttle:
         return False
 
 
-class JobSettingsFailed(Exception):
+class _JobFailed(Exception):
     """Internal: the job already failed (datasets could not be built); stop the step loop."""
 
 
@@ -118,7 +118,7 @@ class JobRunner:
                 final = self._finalize(self._job(job_id))
             elif not self.run_step(step):
                 return "busy"
-        except JobSettingsFailed:
+        except _JobFailed:
             final = "failed"
         except JobCancelled as exc:
             self.repo.end_job(job_id, "cancelled", str(exc))
@@ -184,7 +184,7 @@ class JobRunner:
             if step.kind is StepKind.DATASETS:
                 # Nothing else can run without datasets: the job fails with the reason.
                 self.repo.end_job(job.id, "failed", "Datasets could not be built.", message)
-                raise JobSettingsFailed(message) from exc
+                raise _JobFailed(message) from exc
             if step.kind is StepKind.CUSTOMIZATION and step.candidate_id:
                 error = "Customization failed, so there is no fine-tuned model."
                 self.repo.fail_pending_steps(job.id, step.candidate_id, StepKind.CUSTOMIZED_EVAL, error)
