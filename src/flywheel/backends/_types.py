@@ -1,8 +1,9 @@
 """The small interfaces every backend role implements, and the plain data that crosses them.
 
-Roles: inference (chat generation), training (LoRA SFT), embeddings. A judge is an inference backend plus a scorer
-(see ``flywheel.pipeline.evaluate``). Retries, concurrency limits, timing, progress and cancellation live in the
-wrappers the pipeline calls, not in each backend.
+Roles: inference (chat generation), training (LoRA SFT), embeddings, merge (an adapter merged into its base model,
+for export) and deployment (serving a model; no backend offers it yet). A judge is an inference backend plus a
+scorer (see ``flywheel.pipeline.evaluate``). Retries, concurrency limits, timing, progress and cancellation live in
+the wrappers the pipeline calls, not in each backend. :mod:`flywheel.backends.registry` builds them by name.
 """
 
 from __future__ import annotations
@@ -52,6 +53,19 @@ class Generation:
         if self.tool_calls:
             message["tool_calls"] = self.tool_calls
         return message
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    """How an inference backend that calls a server talks to it (a judge sets these from ``llm_judge_config``).
+
+    ``None`` leaves the backend's default. Backends that run in this process ignore these options.
+    """
+
+    api_key: str | None = None  # sent as a bearer token; wins over nims[].api_key_env
+    max_concurrency: int | None = None  # requests in flight at once
+    timeout_s: float | None = None  # timeout of one HTTP attempt, in seconds
+    max_retries: int | None = None  # further attempts after the first on 429, 5xx and connection errors
 
 
 @runtime_checkable
@@ -116,4 +130,42 @@ class EmbeddingBackend(Protocol):
 
     def embed(self, texts: Sequence[str]) -> Any:
         """A ``numpy.ndarray`` of shape ``(len(texts), dim)``."""
+        ...
+
+
+@dataclass(frozen=True)
+class BaseWeights:
+    """Where a base model's weights are on this machine (for the model card of an export)."""
+
+    kind: str  # how the backend found them, e.g. packaged, hf_dir, gguf, hub
+    path: str  # a directory, or the hub id for kind hub
+    gguf_file: str | None = None  # the GGUF file inside ``path``, if the weights are one
+
+
+@runtime_checkable
+class MergeBackend(Protocol):
+    """Merges a LoRA adapter into one base model and saves a plain model folder (``flywheel export --merged``)."""
+
+    def base_weights(self) -> BaseWeights:
+        """Where the base model's weights are; raises :class:`~flywheel.errors.BackendError` if they are not here."""
+        ...
+
+    def save_merged(self, adapter_dir: Path, out_dir: Path, *, dtype: str = "float32") -> None:
+        """Merge the PEFT adapter in ``adapter_dir`` into the base model and save it, in ``dtype``, under ``out_dir``."""
+        ...
+
+
+@runtime_checkable
+class DeploymentBackend(Protocol):
+    """Serves one candidate so that an inference backend can reach it (e.g. the NeMo Deployment Manager).
+
+    No built-in backend offers this role yet; a backend that does registers a ``deployment`` factory.
+    """
+
+    def deploy(self) -> str:
+        """Start serving the candidate and wait until it is ready; returns its OpenAI-compatible base URL (…/v1)."""
+        ...
+
+    def undeploy(self) -> None:
+        """Stop serving the candidate and free what it held."""
         ...

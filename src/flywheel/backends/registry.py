@@ -1,7 +1,12 @@
-"""Backends by name: ``nims[].backend`` → a factory that builds the inference or training backend.
+"""Backends by name: a backend name (``nims[].backend``) → the factories it offers, one per role.
 
-Implementations are imported only when a backend is built, so ``import flywheel`` never loads torch or an HTTP
-stack it does not need. A new backend is a new folder plus one :func:`register` line (or call).
+Roles: ``inference``, ``training``, ``embeddings``, ``merge`` (an adapter merged into its base model, for export) and
+``deployment`` (serving a model; declared, no built-in backend offers it yet). Each role's interface is a small
+Protocol in :mod:`flywheel.backends._types`; the pipeline asks this module and never imports a backend itself.
+
+A backend lives in its own folder with a ``_factories`` module that sets ``BACKEND = BackendEntry(...)``; adding one
+is that folder plus one line in :data:`_BUILT_IN` (or a :func:`register` call). The module is imported the first
+time its backend is used, so ``import flywheel`` loads neither torch nor an HTTP stack it does not need.
 
 ::
 
@@ -9,31 +14,56 @@ stack it does not need. A new backend is a new folder plus one :func:`register` 
     trainer = build_training_backend(nim, config.training_config, config.lora_config)   # LoRA fine-tune
     adapter = trainer.train(train, val, out_dir, on_progress, should_stop)
     tuned = build_inference_backend(nim, adapter_dir=adapter.adapter_dir)                # customized eval
+    embedder = build_embedding_backend(embedding_nim_config)                              # ICL example selection
+    build_merge_backend("local", "smollm2-135m-instruct").save_merged(adapter_dir, out)  # export --merged
+    release_models()                                                                     # at the end of a job
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from flywheel.backends._types import InferenceBackend, TrainingBackend
-from flywheel.config._models import LoRAConfig, NIMConfig, TrainingConfig
+from flywheel.backends._types import (
+    DeploymentBackend,
+    EmbeddingBackend,
+    EndpointOptions,
+    InferenceBackend,
+    MergeBackend,
+    TrainingBackend,
+)
+from flywheel.config._models import EmbeddingConfig, LoRAConfig, NIMConfig, TrainingConfig
 from flywheel.errors import BackendError, ConfigError
+
+Role = Literal["inference", "training", "embeddings", "merge", "deployment"]
+
+# ------------------------------------------------------------------------------------------------ factories
 
 
 class InferenceFactory(Protocol):
-    """Builds an inference backend for one candidate."""
+    """Builds the inference backend of one candidate (or judge).
+
+    ``endpoint`` is passed only when the caller sets it (a judge does), so it may be left out by the factories of
+    backends that run in this process.
+    """
 
     def __call__(
-        self, nim: NIMConfig, *, adapter_dir: Path | None, cache_dir: Path | None, env: Mapping[str, str]
+        self,
+        nim: NIMConfig,
+        *,
+        adapter_dir: Path | None,
+        cache_dir: Path | None,
+        env: Mapping[str, str],
+        endpoint: EndpointOptions | None = None,
     ) -> InferenceBackend: ...
 
 
 class TrainingFactory(Protocol):
-    """Builds a training backend for one candidate."""
+    """Builds the training backend of one candidate."""
 
     def __call__(
         self,
@@ -46,156 +76,141 @@ class TrainingFactory(Protocol):
     ) -> TrainingBackend: ...
 
 
+class EmbeddingFactory(Protocol):
+    """Builds the embedding backend described by ``embedding_nim_config``."""
+
+    def __call__(self, config: EmbeddingConfig, *, env: Mapping[str, str]) -> EmbeddingBackend: ...
+
+
+class MergeFactory(Protocol):
+    """Builds the merge backend of one base model (a candidate's ``model_path`` or ``model_name``)."""
+
+    def __call__(self, model: str, *, cache_dir: Path | None, env: Mapping[str, str]) -> MergeBackend: ...
+
+
+class DeploymentFactory(Protocol):
+    """Builds the deployment backend of one candidate."""
+
+    def __call__(self, nim: NIMConfig, *, env: Mapping[str, str]) -> DeploymentBackend: ...
+
+
 @dataclass(frozen=True)
 class BackendEntry:
-    """What one backend name can build (``training`` is ``None`` for inference-only backends)."""
+    """What one backend name offers: a factory per role it can play (``None``: it cannot), and how to free the
+    models it caches in this process."""
 
-    inference: InferenceFactory
+    inference: InferenceFactory | None = None
     training: TrainingFactory | None = None
+    embeddings: EmbeddingFactory | None = None
+    merge: MergeFactory | None = None
+    deployment: DeploymentFactory | None = None
+    release: Callable[[], object] | None = None
 
 
-# ------------------------------------------------------------------------------------------------ factories
+ROLES: tuple[Role, ...] = ("inference", "training", "embeddings", "merge", "deployment")
 
+#: The built-in backends: name → the module whose ``BACKEND`` is its :class:`BackendEntry` (imported on first use).
+_BUILT_IN: dict[str, str] = {
+    "local": "flywheel.backends.local._factories",
+    "openai": "flywheel.backends.openai_compat._factories",
+    "scripted": "flywheel.backends.scripted._factories",
+    "nemo": "flywheel.backends.nemo._factories",
+}
 
-def _local_inference(
-    nim: NIMConfig, *, adapter_dir: Path | None, cache_dir: Path | None, env: Mapping[str, str]
-) -> InferenceBackend:
-    from flywheel.backends.local import LocalInferenceBackend
+#: Backends in use: the built-ins imported so far, and those added with :func:`register`.
+_REGISTRY: dict[str, BackendEntry] = {}
 
-    return LocalInferenceBackend(
-        nim.model_path or nim.model_name,
-        adapter_dir=adapter_dir,
-        cache_dir=cache_dir,
-        device=env.get("FLYWHEEL_DEVICE"),
-        dtype=env.get("FLYWHEEL_DTYPE"),
-        name=nim.model_name,
-    )
-
-
-def _local_training(
-    nim: NIMConfig,
-    training: TrainingConfig,
-    lora: LoRAConfig,
-    *,
-    cache_dir: Path | None,
-    env: Mapping[str, str],
-) -> TrainingBackend:
-    from flywheel.backends.local import LocalTrainingBackend, training_params
-
-    params, lora_params = training_params(training, lora, nim.customizer_configs)
-    return LocalTrainingBackend(
-        nim.model_path or nim.model_name,
-        training=params,
-        lora=lora_params,
-        cache_dir=cache_dir,
-        device=env.get("FLYWHEEL_DEVICE"),
-        dtype=env.get("FLYWHEEL_DTYPE"),
-    )
-
-
-def _openai_inference(
-    nim: NIMConfig, *, adapter_dir: Path | None, cache_dir: Path | None, env: Mapping[str, str]
-) -> InferenceBackend:
-    if adapter_dir is not None:
-        raise BackendError(
-            f"Candidate {nim.model_name!r} runs on an OpenAI-compatible endpoint, which cannot load a local LoRA "
-            "adapter; serve the adapter from the endpoint (e.g. vLLM --lora-modules) and add it as its own candidate."
-        )
-    if not nim.base_url:
-        raise ConfigError(
-            f"Candidate {nim.model_name!r} has backend 'openai' but no base_url; set nims[].base_url (…/v1).",
-            problems=[("nims[].base_url", "required for backend openai")],
-        )
-    from flywheel.backends.openai_compat import OpenAICompatBackend
-
-    api_key = env.get(nim.api_key_env) if nim.api_key_env else None
-    return OpenAICompatBackend(base_url=nim.base_url, model=nim.model_name, api_key=api_key)  # type: ignore[no-any-return]
-
-
-def _scripted_inference(
-    nim: NIMConfig, *, adapter_dir: Path | None, cache_dir: Path | None, env: Mapping[str, str]
-) -> InferenceBackend:
-    from flywheel.backends.scripted import ScriptedInferenceBackend
-
-    return ScriptedInferenceBackend(name=nim.model_name, adapter_dir=adapter_dir)
-
-
-def _scripted_training(
-    nim: NIMConfig,
-    training: TrainingConfig,
-    lora: LoRAConfig,
-    *,
-    cache_dir: Path | None,
-    env: Mapping[str, str],
-) -> TrainingBackend:
-    from flywheel.backends.scripted import ScriptedTrainingBackend
-
-    return ScriptedTrainingBackend(
-        base_model=nim.model_name, epochs=training.epochs, max_steps=training.max_steps
-    )
-
-
-def _nemo_inference(
-    nim: NIMConfig, *, adapter_dir: Path | None, cache_dir: Path | None, env: Mapping[str, str]
-) -> InferenceBackend:
-    factory = _import_optional("flywheel.backends.nemo", "build_inference_backend", "nemo")
-    return factory(nim, adapter_dir=adapter_dir, cache_dir=cache_dir, env=env)  # type: ignore[no-any-return]
-
-
-def _nemo_training(
-    nim: NIMConfig,
-    training: TrainingConfig,
-    lora: LoRAConfig,
-    *,
-    cache_dir: Path | None,
-    env: Mapping[str, str],
-) -> TrainingBackend:
-    factory = _import_optional("flywheel.backends.nemo", "build_training_backend", "nemo")
-    return factory(nim, training, lora, cache_dir=cache_dir, env=env)  # type: ignore[no-any-return]
-
-
-def _import_optional(module: str, attribute: str, name: str) -> Callable[..., Any]:
-    import importlib
-
-    try:
-        value = getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise BackendError(
-            f"The {name!r} backend is not available in this installation ({module}.{attribute} is missing); "
-            f"choose another nims[].backend (local, openai)."
-        ) from exc
-    return value  # type: ignore[no-any-return]
-
-
-_REGISTRY: dict[str, BackendEntry] = {
-    "local": BackendEntry(_local_inference, _local_training),
-    "openai": BackendEntry(_openai_inference, None),
-    "scripted": BackendEntry(_scripted_inference, _scripted_training),
-    "nemo": BackendEntry(_nemo_inference, _nemo_training),
+#: What each role lets a backend do, for error messages.
+_CAN: dict[Role, str] = {
+    "inference": "generate answers",
+    "training": "fine-tune",
+    "embeddings": "compute embeddings",
+    "merge": "merge an adapter into its base model on this machine",
+    "deployment": "deploy models",
 }
 
 
-# ------------------------------------------------------------------------------------------------ public API
+# ------------------------------------------------------------------------------------------------ the registry
 
 
-def register(name: str, inference: InferenceFactory, training: TrainingFactory | None = None) -> None:
-    """Add (or replace) a backend name; tests use this to plug in their own scripted behaviour."""
-    _REGISTRY[name] = BackendEntry(inference, training)
+def register(
+    name: str,
+    inference: InferenceFactory | None = None,
+    training: TrainingFactory | None = None,
+    *,
+    embeddings: EmbeddingFactory | None = None,
+    merge: MergeFactory | None = None,
+    deployment: DeploymentFactory | None = None,
+    release: Callable[[], object] | None = None,
+) -> None:
+    """Add (or replace) a backend name with the factories it offers; tests use this to plug in scripted behaviour."""
+    _REGISTRY[name] = BackendEntry(inference, training, embeddings, merge, deployment, release)
 
 
 def backend_names() -> list[str]:
-    """The registered backend names."""
-    return sorted(_REGISTRY)
+    """The known backend names (built-in and registered)."""
+    return sorted(set(_BUILT_IN) | set(_REGISTRY))
 
 
-def _entry(nim: NIMConfig) -> BackendEntry:
-    entry = _REGISTRY.get(nim.backend)
-    if entry is None:
+def backend_roles(name: str) -> frozenset[str]:
+    """The roles backend ``name`` offers; empty for an unknown name or a backend missing from this installation."""
+    try:
+        entry = _entry(name)
+    except (BackendError, ConfigError):
+        return frozenset()
+    return frozenset(role for role in ROLES if getattr(entry, role) is not None)
+
+
+def release_models() -> None:
+    """Free the models every backend used in this process caches (call at the end of a job)."""
+    for entry in list(_REGISTRY.values()):
+        if entry.release is not None:
+            entry.release()
+
+
+def _entry(name: str, key: str = "nims[].backend", subject: str = "") -> BackendEntry:
+    entry = _REGISTRY.get(name)
+    if entry is not None:
+        return entry
+    module = _BUILT_IN.get(name)
+    if module is None:
         raise ConfigError(
-            f"Unknown backend {nim.backend!r} for candidate {nim.model_name!r}; known: {', '.join(backend_names())}.",
-            problems=[("nims[].backend", f"unknown backend {nim.backend!r}")],
+            f"Unknown backend {name!r}{f' ({subject})' if subject else ''}; known: {', '.join(backend_names())}.",
+            problems=[(key, f"unknown backend {name!r}")],
         )
-    return entry
+    try:
+        loaded = importlib.import_module(module).BACKEND
+    except (ImportError, AttributeError) as exc:
+        missing = getattr(exc, "name", None)
+        if isinstance(exc, ImportError) and missing and not module.startswith(missing):
+            raise  # a dependency of an installed backend is missing: its own error says which
+        raise BackendError(
+            f"The {name!r} backend is not available in this installation ({module}.BACKEND is missing); "
+            "choose another backend (local, openai)."
+        ) from exc
+    if not isinstance(loaded, BackendEntry):
+        raise BackendError(f"{module}.BACKEND is not a BackendEntry; the {name!r} backend is broken.")
+    _REGISTRY[name] = loaded
+    return loaded
+
+
+def _factory(name: str, role: Role, subject: str, fix: str, key: str = "nims[].backend") -> Any:
+    """The ``role`` factory of backend ``name``, or a :class:`BackendError` saying which backends can."""
+    factory = getattr(_entry(name, key, subject), role)
+    if factory is None:
+        able = [n for n in backend_names() if role in backend_roles(n)]
+        raise BackendError(
+            f"{subject} uses backend {name!r}, which cannot {_CAN[role]}; {fix} "
+            f"(backends that can: {', '.join(able) or 'none in this installation'})."
+        )
+    return factory
+
+
+def _path(value: str | Path | None) -> Path | None:
+    return Path(value) if value is not None else None
+
+
+# ------------------------------------------------------------------------------------------------ one builder per role
 
 
 def build_inference_backend(
@@ -204,18 +219,26 @@ def build_inference_backend(
     adapter_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    endpoint: EndpointOptions | None = None,
 ) -> InferenceBackend:
     """The inference backend of candidate ``nim`` (with its fine-tuned ``adapter_dir`` for customized evaluation).
 
     ``cache_dir`` holds converted local models (e.g. ``<home>/cache/models``); ``env`` supplies API keys and the
-    ``FLYWHEEL_DEVICE`` / ``FLYWHEEL_DTYPE`` overrides (default: ``os.environ``).
+    ``FLYWHEEL_DEVICE`` / ``FLYWHEEL_DTYPE`` overrides (default: ``os.environ``); ``endpoint`` sets the key,
+    concurrency, timeout and retries of a backend that calls a server (a judge's settings).
     """
-    return _entry(nim).inference(
-        nim,
-        adapter_dir=Path(adapter_dir) if adapter_dir is not None else None,
-        cache_dir=Path(cache_dir) if cache_dir is not None else None,
-        env=os.environ if env is None else env,
+    factory = _factory(
+        nim.backend, "inference", f"Candidate {nim.model_name!r}", "choose another nims[].backend"
     )
+    extra = {} if endpoint is None else {"endpoint": endpoint}  # see InferenceFactory
+    backend: InferenceBackend = factory(
+        nim,
+        adapter_dir=_path(adapter_dir),
+        cache_dir=_path(cache_dir),
+        env=os.environ if env is None else env,
+        **extra,
+    )
+    return backend
 
 
 def build_training_backend(
@@ -227,16 +250,63 @@ def build_training_backend(
     env: Mapping[str, str] | None = None,
 ) -> TrainingBackend:
     """The training backend of candidate ``nim``, configured from ``training_config`` and ``lora_config``."""
-    entry = _entry(nim)
-    if entry.training is None:
-        raise BackendError(
-            f"Candidate {nim.model_name!r} uses backend {nim.backend!r}, which cannot fine-tune; set "
-            "customization_enabled: false for it or use backend local (or nemo)."
-        )
-    return entry.training(
-        nim,
-        training,
-        lora,
-        cache_dir=Path(cache_dir) if cache_dir is not None else None,
-        env=os.environ if env is None else env,
+    factory = _factory(
+        nim.backend,
+        "training",
+        f"Candidate {nim.model_name!r}",
+        "set customization_enabled: false for it or choose a backend that can",
     )
+    backend: TrainingBackend = factory(
+        nim, training, lora, cache_dir=_path(cache_dir), env=os.environ if env is None else env
+    )
+    return backend
+
+
+def build_embedding_backend(
+    config: EmbeddingConfig, *, backend: str | None = None, env: Mapping[str, str] | None = None
+) -> EmbeddingBackend:
+    """The embedding backend of ``embedding_nim_config``: ``backend``, or by ``deployment_type`` ``remote`` → the
+    OpenAI-compatible endpoint at ``config.url``, ``local`` → the local engine (sentence-transformers).
+
+    ``env`` supplies the API key (``config.api_key_env``, then ``EMB_API_KEY``, then ``NVIDIA_API_KEY``).
+    """
+    name = backend or ("openai" if config.deployment_type == "remote" else "local")
+    key = "icl_config.similarity_config.embedding_nim_config"
+    factory = _factory(
+        name, "embeddings", "The embedding model", "set deployment_type to remote or local", key
+    )
+    embedder: EmbeddingBackend = factory(config, env=os.environ if env is None else env)
+    return embedder
+
+
+def build_merge_backend(
+    backend: str,
+    model: str,
+    *,
+    cache_dir: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> MergeBackend:
+    """The merge backend of base ``model`` (a candidate's ``model_path`` or ``model_name``) on ``backend``.
+
+    ``cache_dir`` is the conversion cache the job used (``<home>/cache/models``), so a merge converts nothing twice.
+    """
+    factory = _factory(
+        backend,
+        "merge",
+        f"Base model {model!r}",
+        "export the adapter without --merged and merge it where the base model lives",
+    )
+    merger: MergeBackend = factory(model, cache_dir=_path(cache_dir), env=os.environ if env is None else env)
+    return merger
+
+
+def build_deployment_backend(nim: NIMConfig, *, env: Mapping[str, str] | None = None) -> DeploymentBackend:
+    """The deployment backend of candidate ``nim`` (for backends that serve models, such as NeMo)."""
+    factory = _factory(
+        nim.backend,
+        "deployment",
+        f"Candidate {nim.model_name!r}",
+        "serve the model yourself and give its endpoint as backend openai with base_url",
+    )
+    deployment: DeploymentBackend = factory(nim, env=os.environ if env is None else env)
+    return deployment

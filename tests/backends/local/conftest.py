@@ -1,27 +1,18 @@
 """Fixtures for the local engine tests.
 
-The packaged SmolLM2 GGUF is converted to safetensors once per test session (the conversion is itself under test:
-every model-loading test after the first reads the converted folder), and loaded models are shared through the
-engine's own process cache, so the slow tests pay for one GGUF load, not one per test.
+The packaged SmolLM2 GGUF is converted to safetensors once per test session (``model_cache`` in
+``tests/backends/conftest.py``; the conversion is itself under test: every model-loading test after the first reads
+the converted folder), and loaded models are shared through the engine's own process cache, so the slow tests pay
+for one GGUF load, not one per test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flywheel.backends.local import resolve_model_source
-
-
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Why: the GGUF → safetensors conversion cache for the session; models are dropped from memory at the end."""
-    yield tmp_path_factory.mktemp("model-cache")
-    from flywheel.backends.local import release_models
-
-    release_models(force=True)
 
 
 @pytest.fixture(scope="session")

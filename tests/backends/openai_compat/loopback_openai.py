@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 (ephemeral port) that speaks the OpenAI chat-completions protocol.
 
 Tests script its replies with a function ``(body, call_number) -> Reply``; it records every request body and header
-set, and the largest number of requests it held in flight at once. It exists so that backend and judge tests go
+set, and the largest number of requests it held in flight at once. It serves ``/v1/chat/completions`` unless told
+other ``paths`` (e.g. ``/v1/embeddings``). It exists so that backend and judge tests go
 through real sockets, HTTP parsing, status codes and headers instead of a mocked client.
 """
 
@@ -60,8 +61,13 @@ def last_user_text(body: dict[str, Any]) -> str:
 class LoopbackOpenAI:
     """Context manager running the scripted server in a background thread."""
 
-    def __init__(self, script: Callable[[dict[str, Any], int], Reply]) -> None:
+    def __init__(
+        self,
+        script: Callable[[dict[str, Any], int], Reply],
+        paths: tuple[str, ...] = ("/v1/chat/completions",),
+    ) -> None:
         self.script = script
+        self.paths = paths
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.max_in_flight = 0
@@ -84,7 +90,7 @@ class LoopbackOpenAI:
                     server._in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server._in_flight)
                 try:
-                    if self.path != "/v1/chat/completions":
+                    if self.path not in server.paths:
                         reply = Reply(404, {"error": {"message": f"no route {self.path}"}})
                     else:
                         reply = server.script(body, call)

@@ -11,8 +11,9 @@ from backends.openai_compat.loopback_openai import LoopbackOpenAI, Reply, chat_c
 from factories import chat_record, tool_call
 from flywheel.backends import Generation
 from flywheel.backends.openai_compat import OpenAICompatBackend
+from flywheel.backends.scripted import ScriptedInferenceBackend
 from flywheel.config import LLMJudgeConfig
-from flywheel.errors import ConfigError
+from flywheel.errors import BackendError, ConfigError
 from flywheel.pipeline.evaluate import Judge, build_judge, evaluate, resolve_judge_api_key
 
 
@@ -105,10 +106,28 @@ def test_tool_calling_correctness_judge_over_http() -> None:
 
 
 def test_build_judge_refuses_configs_it_cannot_run() -> None:
-    with pytest.raises(ConfigError, match="local model loader"):
+    with pytest.raises(BackendError, match="Model 'x' not found"):
         build_judge(LLMJudgeConfig(deployment_type="local", backend="local", model_path="x"), None)
     with pytest.raises(ConfigError, match="NeMo"):
         build_judge(LLMJudgeConfig(deployment_type="local", model_name="meta/llama"), None)
+
+
+def test_a_local_judge_is_built_by_the_callers_inference_factory() -> None:
+    built: list[Any] = []
+
+    def inference(nim: Any) -> Any:
+        built.append(nim)
+        return ScriptedInferenceBackend(name=nim.model_name)
+
+    judge = build_judge(
+        LLMJudgeConfig(deployment_type="local", backend="local", model_path="judge-model"),
+        None,
+        inference=inference,
+    )
+    assert [(n.model_name, n.backend, n.model_path) for n in built] == [
+        ("judge-model", "local", "judge-model")
+    ]
+    assert judge.model_name == "judge-model"
 
 
 def test_judge_api_key_resolution_order() -> None:

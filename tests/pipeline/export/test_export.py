@@ -253,6 +253,54 @@ def test_a_local_base_model_that_is_missing_cannot_be_merged(harness: Harness, t
     assert result.facts["base_model"]["source"] is None
 
 
+def test_a_merged_export_runs_the_merge_role_of_the_candidates_backend(
+    harness: Harness, tmp_path: Path
+) -> None:
+    from flywheel.backends import BaseWeights, registry
+
+    calls: list[tuple[str, Path | None, Path, str]] = []
+
+    class FolderMerger:
+        def __init__(self, model: str, cache_dir: Path | None) -> None:
+            self.model, self.cache_dir = model, cache_dir
+
+        def base_weights(self) -> BaseWeights:
+            return BaseWeights(kind="hf_dir", path=f"/weights/{self.model}")
+
+        def save_merged(self, adapter_dir: Path, out_dir: Path, *, dtype: str = "float32") -> None:
+            calls.append((self.model, self.cache_dir, adapter_dir, dtype))
+            (out_dir / "model.safetensors").write_bytes(b"merged")
+
+    registry.register("folder", merge=lambda model, *, cache_dir, env: FolderMerger(model, cache_dir))
+    try:
+        nim = {
+            "model_name": "acme/tiny",
+            "backend": "folder",
+            "model_path": "tiny-v2",
+            "customization_enabled": True,
+        }
+        job_id = finished_job(harness, nim)
+        result = export_candidate(
+            harness.repo,
+            job_id,
+            "acme/tiny",
+            tmp_path / "out",
+            merged=True,
+            dtype="bfloat16",
+            cache_dir=tmp_path,
+        )
+    finally:
+        registry._REGISTRY.pop("folder")
+    assert calls == [("tiny-v2", tmp_path, adapter_dir_of(harness, job_id), "bfloat16")]
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == b"merged"
+    assert result.facts["base_model"]["local"] is True
+    assert result.facts["base_model"]["source"] == {
+        "kind": "hf_dir",
+        "path": "/weights/tiny-v2",
+        "gguf_file": None,
+    }
+
+
 # ---------------------------------------------------------------------------------------------------- real model
 
 

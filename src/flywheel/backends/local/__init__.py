@@ -19,7 +19,7 @@ from __future__ import annotations
 from flywheel.backends.local._builder import training_params
 from flywheel.backends.local._inference import LocalInferenceBackend
 from flywheel.backends.local._loading import cached_models, release_models
-from flywheel.backends.local._merge import save_merged_model
+from flywheel.backends.local._merge import LocalMergeBackend, save_merged_model
 from flywheel.backends.local._sources import DEFAULT_MODEL, PACKAGED_MODELS, ModelSource, resolve_model_source
 from flywheel.backends.local._tools import parse_tool_calls
 from flywheel.backends.local._training import (
@@ -35,6 +35,7 @@ __all__ = [
     "PACKAGED_MODELS",
     "LoRAParams",
     "LocalInferenceBackend",
+    "LocalMergeBackend",
     "LocalTrainingBackend",
     "ModelSource",
     "TrainingParams",

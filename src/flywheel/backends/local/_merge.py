@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from flywheel.backends._types import BaseWeights
 from flywheel.backends.local._inference import eos_token_ids
 from flywheel.backends.local._loading import clear_gguf_quantizer, load_weights, merge_adapter, require_local
 from flywheel.backends.local._sources import resolve_model_source
@@ -57,3 +58,21 @@ def save_merged_model(
     merged = merge_adapter(base, adapter_dir).to(target_dtype)
     merged.eval()
     save_model_folder(merged, tokenizer, Path(out_dir), source.spec)
+
+
+class LocalMergeBackend:
+    """:class:`~flywheel.backends.MergeBackend` for a base model the local engine loads (``model`` as a candidate's
+    ``model_path`` names it); nothing is resolved or loaded until a method is called."""
+
+    def __init__(self, model: str | None, *, cache_dir: Path | None = None) -> None:
+        self.model = model
+        self.cache_dir = cache_dir
+
+    def base_weights(self) -> BaseWeights:
+        """Where the weights are, resolved as the local backends resolve them (path logic only; no torch)."""
+        source = resolve_model_source(self.model)
+        return BaseWeights(kind=source.kind, path=source.path, gguf_file=source.gguf_file)
+
+    def save_merged(self, adapter_dir: Path, out_dir: Path, *, dtype: str = "float32") -> None:
+        """See :func:`save_merged_model`."""
+        save_merged_model(self.model, adapter_dir, out_dir, dtype=dtype, cache_dir=self.cache_dir)

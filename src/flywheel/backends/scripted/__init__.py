@@ -1,16 +1,20 @@
 """A deterministic scripted backend for orchestration tests (``nims[].backend: scripted``).
 
-It answers from a mapping or a rule and "trains" by writing a small file, so job, API and worker tests run in
-milliseconds. It never stands in for the real engine in a test that claims the engine works.
+It answers from a mapping or a rule, "trains" by writing a small file and embeds by hashing words, so job, API and
+worker tests run in milliseconds. It never stands in for the real engine in a test that claims the engine works.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from flywheel.backends._types import ChatRequest, Generation, TrainedAdapter, TrainingProgress
 from flywheel.errors import JobCancelled
@@ -163,3 +167,19 @@ class ScriptedTrainingBackend:
             val_losses=val_losses,
             metrics={"scripted": True},
         )
+
+
+class ScriptedEmbeddingBackend:
+    """Embeds a text as its hashed bag of words (``dim`` buckets, CRC32 of each lower-cased word), so texts that
+    share words are close and the same text always gets the same vector, in any process."""
+
+    def __init__(self, dim: int = 32) -> None:
+        self.dim = dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Float32 array of shape ``(len(texts), dim)``."""
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                vectors[row, zlib.crc32(word.encode()) % self.dim] += 1.0
+        return vectors

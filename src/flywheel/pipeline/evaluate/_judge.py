@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from flywheel.backends._types import ChatRequest, InferenceBackend, Message
-from flywheel.config import LLMJudgeConfig
+from flywheel.backends._types import ChatRequest, EndpointOptions, InferenceBackend, Message
+from flywheel.backends.registry import build_inference_backend
+from flywheel.config import LLMJudgeConfig, NIMConfig
 from flywheel.errors import ConfigError
 from flywheel.pipeline.evaluate._answers import Answer
 
@@ -338,41 +339,44 @@ def build_judge(
     config: LLMJudgeConfig,
     api_key: str | None,
     *,
-    local_backend_factory: Callable[[LLMJudgeConfig], InferenceBackend] | None = None,
+    inference: Callable[[NIMConfig], InferenceBackend] | None = None,
     max_retries: int = 5,
 ) -> Judge:
     """A :class:`Judge` from ``llm_judge_config`` and the judge's API key (resolved by the caller from
-    ``api_key_env`` / ``LLM_JUDGE_API_KEY`` / ``NVIDIA_API_KEY``).
+    ``api_key_env`` / ``LLM_JUDGE_API_KEY`` / ``NVIDIA_API_KEY``), its model built through the backend registry.
 
-    ``backend: openai`` (the default for ``deployment_type: remote``) calls ``config.url``; ``backend: local`` needs
-    ``local_backend_factory`` (the engine builds the local model); the NeMo-deployed judge is not supported here.
+    ``backend: openai`` (the default for ``deployment_type: remote``) calls ``config.url`` with the key,
+    ``max_concurrency``, ``timeout_s`` and ``max_retries``. ``backend: local`` runs ``model_path`` (or
+    ``model_name``) in this process, built by ``inference`` when given (the job runner passes its own backend
+    factory, so the judge shares the job's model cache and tests can script it) and by the local backend otherwise.
+    The NeMo-deployed judge is not supported here.
     """
     backend_name = config.backend or ("openai" if config.deployment_type == "remote" else "nemo")
     if backend_name == "openai":
-        from flywheel.backends.openai_compat import OpenAICompatBackend
-
         if not config.url or not config.model_name:
             raise ConfigError(
                 "llm_judge_config needs url and model_name for an OpenAI-compatible judge.",
                 [("llm_judge_config.url", "required"), ("llm_judge_config.model_name", "required")],
             )
-        backend: InferenceBackend = OpenAICompatBackend(
-            config.url,
-            config.model_name,
+        nim = NIMConfig(model_name=config.model_name, backend="openai", base_url=config.url)
+        endpoint = EndpointOptions(
             api_key=api_key,
             max_concurrency=config.max_concurrency,
             timeout_s=config.timeout_s,
             max_retries=max_retries,
         )
-        return Judge(backend, model_name=config.model_name)
+        return Judge(build_inference_backend(nim, endpoint=endpoint), model_name=config.model_name)
     if backend_name == "local":
-        if local_backend_factory is None:
+        name = config.model_name or config.model_path
+        if not name:
             raise ConfigError(
-                "llm_judge_config.backend is 'local' but no local model loader was given; "
-                "run the judge through the local engine or use backend: openai with a url.",
-                [("llm_judge_config.backend", "local judge needs the local engine")],
+                "llm_judge_config with backend 'local' needs model_path (a packaged model short name, a local "
+                "model directory or GGUF file, or a hub id).",
+                [("llm_judge_config.model_path", "required for backend local")],
             )
-        return Judge(local_backend_factory(config), model_name=config.model_name or config.model_path)
+        nim = NIMConfig(model_name=name, backend="local", model_path=config.model_path)
+        backend = inference(nim) if inference is not None else build_inference_backend(nim)
+        return Judge(backend, model_name=name)
     raise ConfigError(
         "A NeMo-deployed judge (deployment_type: local without backend) is not supported by the evaluator yet; "
         "set llm_judge_config.backend to 'openai' (with url) or 'local' (with model_path).",

@@ -6,7 +6,8 @@ with the adapter merged in (a plain transformers folder), plus a model card (REA
     result = export_candidate(JobRepository(engine), job_id, "smollm2-135m-instruct", Path("out"), merged=True)
     result.files, result.total_bytes, result.facts["evaluations"]["customized-eval"]
 
-Plain library code: the merge itself runs in the local engine (:func:`flywheel.backends.local.save_merged_model`).
+Plain library code: the merge itself runs in the candidate's backend (its ``merge`` role in
+:mod:`flywheel.backends.registry`; the local engine offers it).
 """
 
 from flywheel.pipeline.export._card import load_snippet, render_card

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from flywheel import __version__
+from flywheel.backends.registry import backend_roles, build_merge_backend
 from flywheel.errors import BackendError, ConflictError, DataError, NotFoundError
 from flywheel.pipeline.export._card import render_card
 
@@ -155,11 +156,8 @@ def export_candidate(
         raise BackendError(f"Cannot merge: {base['error']}")
     with _staging(out_dir) as stage:
         if merged:
-            from flywheel.backends.local import save_merged_model
-
-            save_merged_model(
-                base["model_path"], located.adapter_dir, stage, dtype=dtype, cache_dir=cache_dir
-            )
+            merger = build_merge_backend(base["backend"], base["model_path"], cache_dir=cache_dir)
+            merger.save_merged(located.adapter_dir, stage, dtype=dtype)
         else:
             for name in ADAPTER_FILES:
                 shutil.copy2(located.adapter_dir / name, stage / name)
@@ -234,27 +232,26 @@ def _not_fine_tuned(
 
 
 def describe_base_model(nim: dict[str, Any]) -> dict[str, Any]:
-    """The base model of a candidate (its ``nims[]`` entry): name, backend, ``model_path`` and, for the local
-    backend, where the weights are (resolved as the local backends resolve them)."""
+    """The base model of a candidate (its ``nims[]`` entry): name, backend, ``model_path`` and, when its backend
+    can merge adapters on this machine (``local``: true), where the weights are (as that backend resolves them)."""
     backend = nim.get("backend")
     spec = nim.get("model_path") or nim["model_name"]
+    can_merge = isinstance(backend, str) and "merge" in backend_roles(backend)
     base: dict[str, Any] = {
         "model_name": nim["model_name"],
         "backend": backend,
         "model_path": spec,
-        "local": backend == "local",
+        "local": can_merge,
         "source": None,
     }
-    if backend != "local":
+    if not can_merge:
         return base
-    from flywheel.backends.local import resolve_model_source  # path logic only; no torch
-
     try:
-        source = resolve_model_source(spec)
+        weights = build_merge_backend(str(backend), spec).base_weights()  # path logic only; loads nothing
     except BackendError as exc:
         base["error"] = str(exc)
         return base
-    base["source"] = {"kind": source.kind, "path": source.path, "gguf_file": source.gguf_file}
+    base["source"] = {"kind": weights.kind, "path": weights.path, "gguf_file": weights.gguf_file}
     return base
 
 

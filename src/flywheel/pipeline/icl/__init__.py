@@ -1,6 +1,6 @@
 """Few-shot (in-context learning) eval sets built from train records: uniform or semantic-similarity selection."""
 
-from flywheel.pipeline.icl._embedders import DEFAULT_LOCAL_MODEL, embedder_from_config
+from flywheel.pipeline.icl._embedders import embedder_from_config
 from flywheel.pipeline.icl._examples import (
     DEFAULT_INTRO,
     Example,
@@ -20,7 +20,6 @@ from flywheel.pipeline.icl._select import ICLStats, build_icl_records, relevance
 
 __all__ = [
     "DEFAULT_INTRO",
-    "DEFAULT_LOCAL_MODEL",
     "Example",
     "ICLStats",
     "Tokenizer",

@@ -11,7 +11,7 @@ from flywheel.config import LoRAConfig, NIMConfig, Settings, TrainingConfig
 class ConfiguredBackends:
     """Builds inference and training backends for candidates through the backend registry.
 
-    Local models are cached per process by the local backend and released when a job ends (:meth:`release`).
+    Local models are cached per process by their backend and released when a job ends (:meth:`release`).
     """
 
     def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
@@ -33,11 +33,10 @@ class ConfiguredBackends:
         return build_training_backend(nim, training, lora, cache_dir=self.cache_dir, env=self.env)
 
     def release(self) -> None:
-        import sys
+        """Free the models the backends used by this process cache (the registry knows which were used)."""
+        from flywheel.backends.registry import release_models
 
-        local = sys.modules.get("flywheel.backends.local")
-        if local is not None:
-            local.release_models()
+        release_models()
 
 
 def default_backends(settings: Settings) -> ConfiguredBackends:

@@ -309,15 +309,8 @@ class JobRunner:
         if judge_config is None:
             return None, "no LLM judge configured (llm_judge_config is null)"
 
-        def local_judge(cfg: Any) -> InferenceBackend:
-            # A local judge is one more local candidate as far as the engine is concerned.
-            nim = NIMConfig(
-                model_name=cfg.model_name or cfg.model_path, backend="local", model_path=cfg.model_path
-            )
-            return self.backends.inference(nim)
-
         key = resolve_judge_api_key(judge_config, self.env)
-        return build_judge(judge_config, key, local_backend_factory=local_judge), ""
+        return build_judge(judge_config, key, inference=self.backends.inference), ""
 
     def _customization(self, job: JobSettings, step: StepRow) -> dict[str, Any]:
         from flywheel.pipeline.datasets import read_jsonl
