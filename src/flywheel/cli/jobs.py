@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import threading
 from typing import Any
 
@@ -103,9 +106,25 @@ def run(
         data_split_config={"eval_size": eval_size} if eval_size is not None else None,
     )
     job_id = submit_job(repo, settings.config, request)
-    runner = JobRunner(repo, home=settings.home, backends=default_backends(settings), env=settings.env)
-    outcome: dict[str, str] = {}
-    thread = threading.Thread(target=lambda: outcome.setdefault("status", runner.run(job_id)), daemon=True)
+    runner = JobRunner(
+        repo,
+        home=settings.home,
+        backends=default_backends(settings),
+        env=settings.env,
+        worker_id=f"run@{socket.gethostname()}:{os.getpid()}",
+        lease_s=settings.config.executor.lease_s,
+    )
+    # The main thread waits on this event, never on Thread.is_alive(): a KeyboardInterrupt inside Thread.join()
+    # can leave a live thread reported as finished (Python 3.11), and the process would exit mid-cancel.
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            runner.run(job_id)
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=work, name="flywheel-run", daemon=True)
     console = Console(stderr=True)
     console.print(f"job {job_id}: {workload_id} / {client_id}")
     thread.start()
@@ -118,14 +137,23 @@ def run(
         disable=as_json or not console.is_terminal,
     ) as progress:
         tasks: dict[str, Any] = {}
-        try:
-            while thread.is_alive():
+
+        def wait() -> None:
+            while not finished.wait(0.5):
                 _update_progress(progress, tasks, repo.detail(job_id))
-                thread.join(0.5)
+
+        try:
+            wait()
         except KeyboardInterrupt:
-            console.print("cancelling… (finished steps are kept)")
-            repo.request_cancel(job_id)
-            thread.join()
+            console.print("cancelling… (finished steps are kept; Ctrl-C again to stop at once)")
+            _cancel_quietly(repo, job_id)
+            try:
+                wait()
+            except KeyboardInterrupt:
+                # Stop now: the job ends cancelled here, whatever the worker thread was doing.
+                repo.end_job(job_id, "cancelled", "Job cancelled by user (stopped at once).")
+                console.print(f"job {job_id} cancelled")
+                raise SystemExit(130) from None
         _update_progress(progress, tasks, repo.detail(job_id))
     from flywheel.service.jobs import job_report
 
@@ -160,6 +188,13 @@ def print_report(report: dict[str, Any], fmt: str = "text") -> None:
     if not out.is_terminal:
         out = Console(width=160)  # a log file or pipe: don't squeeze the tables into 80 columns
     out.print(Markdown(markdown))
+
+
+def _cancel_quietly(repo: Any, job_id: str) -> None:
+    from flywheel.errors import ConflictError
+
+    with contextlib.suppress(ConflictError):  # it finished in the meantime
+        repo.request_cancel(job_id)
 
 
 def _update_progress(progress: Any, tasks: dict[str, Any], detail: dict[str, Any]) -> None:

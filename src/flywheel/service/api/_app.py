@@ -19,6 +19,10 @@ from flywheel.service.web import mount_dashboard
 _STATUS = {NotFoundError: 404, ConflictError: 409, ConfigError: 422, DataError: 422}
 
 
+#: How long a shutdown waits for running steps to hand their work back.
+SHUTDOWN_GRACE_S = 10.0
+
+
 def create_app(
     settings: Settings,
     *,
@@ -53,7 +57,9 @@ def create_app(
             yield
         finally:
             if own_executor:
-                app.state.executor.stop(timeout=1.0)
+                # Running steps stop at their next batch or training step and hand their work back; what is
+                # still running after this is released anyway, so a restart resumes it at once.
+                app.state.executor.stop(timeout=SHUTDOWN_GRACE_S)
             if owned:
                 app.state.engine.dispose()
 

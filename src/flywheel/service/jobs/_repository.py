@@ -213,7 +213,10 @@ class JobRepository:
         return bool(result.rowcount)
 
     def request_cancel(self, job_id: str) -> str:
-        """Ask a job to stop; returns the reference's message. Raises ConflictError for a finished job."""
+        """Ask a job to stop; returns the reference's message. Raises ConflictError for a finished job.
+
+        A job no live worker holds (queued, between two steps, or orphaned by a dead process) is ended
+        ``cancelled`` at once; a running step stops at its next check and its worker ends the job."""
         row = self.job(job_id)
         if row.status == "cancelled":
             return "Job is already cancelled."
@@ -223,6 +226,10 @@ class JobRepository:
             conn.execute(
                 update(jobs).where(jobs.c.id == job_id).values(cancel_requested=1, updated_at=time.time())
             )
+        if not self.held(job_id):
+            # No live worker holds a step, so none would act on the request: finish the cancel here. A worker
+            # that picks the job up later finds it finished; one between two steps stops at its next check.
+            self.end_job(job_id, "cancelled", "Job cancelled by user.")
         return "Job cancellation initiated successfully."
 
     def cancel_requested(self, job_id: str) -> bool:
@@ -405,13 +412,46 @@ class JobRepository:
             return [step_row(r, r.model_name) for r in conn.execute(query)]
 
     def release_step(self, step_id: str, reason: str) -> None:
-        """Put a stalled running step back to ``pending`` with the reason (a second sweep then skips it)."""
+        """Put a running step back to ``pending`` with the reason and no lease (its worker died or shut down), so
+        the next worker that picks the job up runs it again (a second recovery sweep skips it)."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(job_steps)
                 .where(job_steps.c.id == step_id, job_steps.c.status == "running")
-                .values(status="pending", error=reason)
+                .values(status="pending", error=reason, lease_expires_at=None, worker_id=None)
             )
+
+    def release_worker_steps(self, worker_id: str, reason: str) -> list[str]:
+        """Release every step ``worker_id`` still runs (a clean shutdown); returns their job ids."""
+        with self.engine.begin() as conn:
+            held = list(
+                conn.scalars(
+                    select(job_steps.c.job_id).where(
+                        job_steps.c.worker_id == worker_id, job_steps.c.status == "running"
+                    )
+                )
+            )
+            conn.execute(
+                update(job_steps)
+                .where(job_steps.c.worker_id == worker_id, job_steps.c.status == "running")
+                .values(status="pending", error=reason, lease_expires_at=None, worker_id=None)
+            )
+        return held
+
+    def held(self, job_id: str, now: float | None = None) -> bool:
+        """Whether a live worker holds one of the job's steps (a running step whose lease has not expired)."""
+        now = time.time() if now is None else now
+        with self.engine.connect() as conn:
+            found = conn.scalar(
+                select(job_steps.c.id)
+                .where(
+                    job_steps.c.job_id == job_id,
+                    job_steps.c.status == "running",
+                    job_steps.c.lease_expires_at > now,
+                )
+                .limit(1)
+            )
+        return found is not None
 
     # ------------------------------------------------------------------------------------------- candidates
 

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 1.0
 #: Jobs whose validated configuration a runner keeps (a Celery worker serves many jobs).
 _JOB_CACHE_SIZE = 32
+#: What :meth:`JobRunner.advance` returns when the runner was interrupted (shutdown): the job is not finished.
+INTERRUPTED = "interrupted"
+_CANCELLED = "Job cancelled by user."
 
 
 class BackendFactory(Protocol):
@@ -88,8 +91,15 @@ class JobRunner:
         self.worker_id = worker_id
         self.lease_s = lease_s
         self._jobs: OrderedDict[str, JobSettings] = OrderedDict()
+        self._stopping = threading.Event()
 
     # ------------------------------------------------------------------------------------------------ driver
+
+    def interrupt(self) -> None:
+        """Shut down: running steps stop at their next check (between batches or training steps) and go back to
+        ``pending`` with their lease released, so the job resumes on the next start or another worker; nothing is
+        cancelled. Steps are not started any more; :meth:`advance` returns :data:`INTERRUPTED`."""
+        self._stopping.set()
 
     def run(self, job_id: str) -> str:
         """Run (or resume) every unfinished step of a job in this thread; return its final status."""
@@ -101,18 +111,21 @@ class JobRunner:
     def advance(self, job_id: str) -> str | None:
         """Run the job's next unfinished step; return the job's final status once it has one, else ``None``.
 
-        Returns ``"busy"`` when the next step is held by another live worker (its lease has not expired).
-        Never raises for a job's own failures: they end the job with the reason.
+        Returns ``"busy"`` when the next step is held by another live worker (its lease has not expired), and
+        :data:`INTERRUPTED` once :meth:`interrupt` was called. Never raises for a job's own failures: they end the
+        job with the reason.
         """
         row = self.repo.job(job_id)
         if row.finished_at is not None:
             return row.status
+        if self._stopping.is_set():
+            return INTERRUPTED
         if row.status == "pending":
             self.repo.set_job(job_id, status="running")
         final: str | None = None
         try:
             if self.repo.cancel_requested(job_id):
-                raise JobCancelled("Job cancelled by user.")
+                raise JobCancelled(_CANCELLED)
             step = self.repo.next_step(job_id)
             if step is None or step.kind is StepKind.FINALIZE:
                 final = self._finalize(self._job(job_id))
@@ -121,6 +134,8 @@ class JobRunner:
         except _JobFailed:
             final = "failed"
         except JobCancelled as exc:
+            if self._interrupted(job_id):
+                return INTERRUPTED
             self.repo.end_job(job_id, "cancelled", str(exc))
             final = "cancelled"
         except Exception as exc:  # a bug must still end the job, never leave it "running"
@@ -158,6 +173,19 @@ class JobRunner:
                 self._jobs.popitem(last=False)
         return job
 
+    def _should_stop(self, job_id: str) -> bool:
+        """Polled by long work between batches and training steps."""
+        return self._stopping.is_set() or self.repo.cancel_requested(job_id)
+
+    def _interrupted(self, job_id: str) -> bool:
+        """The work stopped because this runner shuts down, not because the user cancelled the job."""
+        return self._stopping.is_set() and not self.repo.cancel_requested(job_id)
+
+    def _stop_reason(self, job_id: str) -> str:
+        if self._interrupted(job_id):
+            return f"Interrupted: worker {self.worker_id} shut down; this runs again when the job resumes."
+        return _CANCELLED
+
     def _heartbeat(self, step_id: str, stop: threading.Event) -> None:
         # Keeps the lease alive while a step works without reporting progress (model loading, a long batch).
         while not stop.wait(self.lease_s / 3):
@@ -174,7 +202,10 @@ class JobRunner:
             else:
                 result = self._evaluation(job, step)
         except JobCancelled:
-            self.repo.end_step(step.id, "cancelled", error="Job cancelled by user.")
+            if self._interrupted(job.id):
+                self.repo.release_step(step.id, self._stop_reason(job.id))
+            else:
+                self.repo.end_step(step.id, "cancelled", error=_CANCELLED)
             raise
         except Exception as exc:
             message = str(exc) if isinstance(exc, FlywheelError) else f"{type(exc).__name__}: {exc}"
@@ -263,11 +294,11 @@ class JobRunner:
                 no_judge_reason=no_judge_reason,
                 candidate_model=nim.model_name,
                 on_progress=progress,
-                should_stop=lambda: self.repo.cancel_requested(job.id),
+                should_stop=lambda: self._should_stop(job.id),
             )
         except Exception as exc:
             cancelled = isinstance(exc, JobCancelled)
-            error = "Job cancelled by user." if cancelled else f"{type(exc).__name__}: {exc}"
+            error = self._stop_reason(job.id) if cancelled else f"{type(exc).__name__}: {exc}"
             self.repo.end_evaluation(eval_id, "cancelled" if cancelled else "failed", started, error=error)
             raise
         finally:
@@ -342,12 +373,12 @@ class JobRunner:
                 job_dir(self.home, job.id) / "adapters" / safe_name(nim.model_name),
                 curves=curves,
                 on_progress=on_progress,
-                should_stop=lambda: self.repo.cancel_requested(job.id),
+                should_stop=lambda: self._should_stop(job.id),
             )
         except Exception as exc:
             cancelled = isinstance(exc, JobCancelled)
             status, error = (
-                ("cancelled", "Job cancelled by user.")
+                ("cancelled", self._stop_reason(job.id))
                 if cancelled
                 else ("failed", f"{type(exc).__name__}: {exc}")
             )

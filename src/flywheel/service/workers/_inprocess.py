@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,11 +30,22 @@ class InProcessExecutor:
     """Runs submitted jobs on ``workers`` background threads, one job per thread at a time.
 
     ``run_job(job_id)`` does the work (normally ``JobRunner.run``); it must never raise, but if it does the
-    executor logs it and carries on.
+    executor logs it and carries on. ``on_stop`` is called first thing by :meth:`stop` (normally
+    ``JobRunner.interrupt``), ``after_stop`` once the threads have ended or the timeout passed (normally releasing
+    the leases this process still holds).
     """
 
-    def __init__(self, run_job: Callable[[str], str], *, workers: int = 1) -> None:
+    def __init__(
+        self,
+        run_job: Callable[[str], str],
+        *,
+        workers: int = 1,
+        on_stop: Callable[[], None] | None = None,
+        after_stop: Callable[[], None] | None = None,
+    ) -> None:
         self._run_job = run_job
+        self._on_stop = on_stop
+        self._after_stop = after_stop
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._threads = [
             threading.Thread(target=self._loop, name=f"flywheel-job-{i}", daemon=True) for i in range(workers)
@@ -41,12 +54,17 @@ class InProcessExecutor:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._started = False
+        self._recovery: Any = None
 
     def start(self) -> None:
         if not self._started:
             for thread in self._threads:
                 thread.start()
             self._started = True
+
+    def watch(self, recovery: Any) -> None:
+        """Keep ``recovery`` (a started :class:`RecoveryLoop`) running until :meth:`stop`."""
+        self._recovery = recovery
 
     def submit(self, job_id: str) -> None:
         with self._lock:
@@ -78,28 +96,53 @@ class InProcessExecutor:
         return True
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop accepting work and wait (up to ``timeout``) for running jobs' threads to end."""
+        """Stop: no new work, running steps interrupted and handed back (never cancelled), threads joined for up
+        to ``timeout`` seconds, then whatever this process still holds released for the next start."""
+        if self._recovery is not None:
+            self._recovery.stop()
+        if self._on_stop is not None:
+            self._on_stop()
         for _ in self._threads:
             self._queue.put(None)
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
             if thread.is_alive():
-                thread.join(timeout)
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if self._after_stop is not None:
+            self._after_stop()
 
 
 def start_inprocess_executor(settings: Any, engine: Engine, *, backends: Any = None) -> InProcessExecutor:
-    """An executor for ``settings`` on ``engine``, started, with unfinished jobs of earlier processes queued."""
+    """An executor for ``settings`` on ``engine``, started, with unfinished jobs of earlier processes queued and a
+    recovery loop that re-queues jobs whose worker died later (a lease that expires while this server runs)."""
     from flywheel.service.jobs import JobRepository, JobRunner, default_backends
+    from flywheel.service.workers._recovery import RecoveryLoop
 
     repo = JobRepository(engine)
+    worker_id = f"inprocess@{socket.gethostname()}:{os.getpid()}"
     runner = JobRunner(
         repo,
         home=settings.home,
         backends=backends if backends is not None else default_backends(settings),
         env=settings.env,
+        worker_id=worker_id,
         lease_s=settings.config.executor.lease_s,
     )
-    executor = InProcessExecutor(runner.run, workers=settings.config.executor.max_concurrent_jobs)
+
+    def release_leases() -> None:
+        for job_id in repo.release_worker_steps(
+            worker_id, f"worker {worker_id} shut down; the step runs again"
+        ):
+            log.info("released the running step of job %s for the next start", job_id)
+
+    executor = InProcessExecutor(
+        runner.run,
+        workers=settings.config.executor.max_concurrent_jobs,
+        on_stop=runner.interrupt,
+        after_stop=release_leases,
+    )
     executor.start()
     for job_id in resumable_jobs(engine):
         executor.submit(job_id)
+    executor.watch(RecoveryLoop(engine, executor.submit, settings.config.executor.heartbeat_s).start())
     return executor
