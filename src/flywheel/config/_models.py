@@ -262,8 +262,11 @@ class EvaluationConfig(_Strict):
     workload_type: Literal["auto", "classification", "tool_calling", "generic"] = Field(
         "auto", description="Kind of workload; auto decides from the teacher's answers."
     )
-    tool_eval_type: Literal["tool-calling-metric", "tool-calling-judge"] = Field(
-        "tool-calling-metric", description="Tool-calling scoring: metrics only, or metrics plus an LLM judge."
+    tool_eval_type: Literal["tool-calling-metric", "tool-calling-judge"] | None = Field(
+        None,
+        description="Tool-calling scoring. Unset (the reference's meaning): the call metrics plus the judge's "
+        "tool_calling_correctness when llm_judge_config is set; tool-calling-metric: the call metrics only; "
+        "tool-calling-judge: the call metrics plus the judge.",
     )
     limit: int | None = Field(None, ge=1, description="Score at most this many eval records (null: all).")
     max_new_tokens: int | None = Field(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 import pytest
 from sqlalchemy import func, select, update
 
+from flywheel.backends import Generation
+from flywheel.backends.scripted import last_user_text
 from flywheel.store import evaluation_samples, job_steps
 from scripted_jobs import Harness, ScriptedBackends, classification_logs, dump, job_config, knows_topics
 
@@ -205,3 +208,59 @@ def test_a_local_judge_scores_generic_answers_through_the_engine(harness: Harnes
     ev = harness.repo.detail(job_id)["nims"][0]["evaluations"][0]
     assert ev["scores"].get("similarity") == pytest.approx(0.8), ev["metrics"].get("similarity")
     assert ev["metrics"]["rouge_l"]["n"] == 20
+
+
+def _tool_calling_logs(n: int) -> list[dict[str, Any]]:
+    from factories import chat_record, tool_call
+
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    return [
+        chat_record(
+            f"Weather in city {i}?",
+            None,
+            workload_id="news",
+            client_id="web",
+            timestamp=1_760_000_000 + i,
+            tools=tools,
+            tool_calls=[tool_call("get_weather", {"city": f"City {i}"})],
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tool_eval_type", "judged"), [(None, True), ("tool-calling-judge", True), ("tool-calling-metric", False)]
+)
+def test_a_configured_judge_grades_tool_calls_unless_the_config_asks_for_metrics_only(
+    harness: Harness, tool_eval_type: str | None, judged: bool
+) -> None:
+    """The reference's config (a judge, no tool_eval_type) scores tool_calling_correctness, as the reference does."""
+    from factories import tool_call
+
+    harness.ingest(_tool_calling_logs(60))
+
+    def rule(request: Any) -> Any:
+        if not request.tools:  # the judge is asked without tools
+            return "RATING: 1\nThe city matches apart from its case."
+        city = last_user_text(request).removeprefix("Weather in city ").removesuffix("?")
+        return Generation(content=None, tool_calls=[tool_call("get_weather", {"city": f"city {city}"})])
+
+    harness.backends.rule = rule
+    evaluation = {"workload_type": "tool_calling"} | (
+        {"tool_eval_type": tool_eval_type} if tool_eval_type else {}
+    )
+    config = job_config(
+        llm_judge_config={"deployment_type": "local", "backend": "local", "model_path": "judge-model"},
+        evaluation_config=evaluation,
+        nims=[{"model_name": "tiny", "backend": "scripted"}],
+    )
+    job_id = harness.submit(config)
+    assert harness.run(job_id) == "completed"
+    ev = harness.repo.detail(job_id)["nims"][0]["evaluations"][0]
+    assert ev["scores"]["function_name"] == 1.0
+    assert ev["scores"]["function_name_and_args_accuracy"] == 0.0  # "city 3" is not "City 3"
+    if judged:
+        assert ev["scores"]["tool_calling_correctness"] == 1.0
+    else:
+        assert "tool_calling_correctness" not in ev["scores"]
+        assert "tool-calling-metric" in ev["metrics"]["tool_calling_correctness"]["reason"]

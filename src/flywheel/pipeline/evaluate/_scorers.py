@@ -75,7 +75,7 @@ class WorkloadScorer(Protocol):
         """Whether any metric is judge-graded (a given judge is used, and named in the result, only then)."""
         ...
 
-    def no_judge_reason(self, *, tool_eval_type: str) -> str | None:
+    def no_judge_reason(self, *, tool_eval_type: str | None = None) -> str | None:
         """``None`` when this workload is scored with a judge under ``evaluation_config.tool_eval_type``, else the
         reason no judge is used (the caller adds its own reason when no judge is configured)."""
         ...
@@ -248,7 +248,7 @@ class ClassificationScorer:
     judge_metrics: frozenset[str] = frozenset()
     needs_judge = False
 
-    def no_judge_reason(self, *, tool_eval_type: str) -> str | None:
+    def no_judge_reason(self, *, tool_eval_type: str | None = None) -> str | None:
         """Always a reason: labels are compared exactly."""
         return "classification is scored without a judge"
 
@@ -351,7 +351,7 @@ class ToolCallingScorer:
     judge_metrics: frozenset[str] = frozenset({judge_rule.metric})
     needs_judge = True
 
-    def no_judge_reason(self, *, tool_eval_type: str) -> str | None:
+    def no_judge_reason(self, *, tool_eval_type: str | None = None) -> str | None:
         """A reason only when ``evaluation_config.tool_eval_type`` asks for the metrics alone."""
         if tool_eval_type == "tool-calling-metric":
             return "evaluation_config.tool_eval_type is tool-calling-metric"
@@ -413,7 +413,7 @@ class GenericScorer:
     judge_metrics: frozenset[str] = frozenset({judge_rule.metric})
     needs_judge = True
 
-    def no_judge_reason(self, *, tool_eval_type: str) -> str | None:
+    def no_judge_reason(self, *, tool_eval_type: str | None = None) -> str | None:
         """Never a reason: free text is graded by the judge whenever one is configured."""
         return None
 
