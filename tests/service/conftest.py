@@ -1,4 +1,4 @@
-"""Fixtures for job orchestration tests (the kit itself is in tests/scripted_jobs.py)."""
+"""Fixtures for job orchestration and worker tests (the kit itself is in tests/scripted_jobs.py)."""
 
 from __future__ import annotations
 

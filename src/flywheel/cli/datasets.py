@@ -9,18 +9,21 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from flywheel.cli._context import settings_from
+from flywheel.cli._context import needs_config_file, settings_from
+
+if TYPE_CHECKING:
+    from flywheel.pipeline.datasets import DatasetManifest
 
 
 def _epoch(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        return float(value)  # "nan" / "inf" parse too: time_window_problems rejects them, naming the option
     except ValueError:
         pass
     try:
@@ -34,7 +37,7 @@ def _epoch(value: str | None) -> float | None:
     return parsed.timestamp()
 
 
-def summary(manifest: dict[str, Any]) -> dict[str, Any]:
+def summary(manifest: DatasetManifest) -> dict[str, Any]:
     """The keys ``datasets build --json`` prints: counts per step, per split, and artifact paths."""
     return {
         "workload_id": manifest["workload_id"],
@@ -87,6 +90,7 @@ def datasets() -> None:
 @click.option("--no-icl", is_flag=True, help="Skip the few-shot eval set.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build summary as JSON.")
 @click.pass_context
+@needs_config_file
 def build(
     ctx: click.Context,
     workload_id: str,
@@ -103,9 +107,15 @@ def build(
     as_json: bool,
 ) -> None:
     """Curate the logs of one workload/client into eval, ICL-eval, train and val JSONL files and a manifest."""
+    from flywheel.config import time_window_problems
     from flywheel.pipeline.datasets import build_datasets, dataset_dir, resolve_data_settings
     from flywheel.store import open_store
 
+    window = _epoch(since), _epoch(until)
+    problems = time_window_problems(*window)
+    if problems:
+        field, message = problems[0]
+        raise click.BadParameter(message, param_hint=f"'--{field}'")
     settings = settings_from(ctx)
     split_overrides = {
         k: v
@@ -135,8 +145,8 @@ def build(
             icl=data.icl,
             evaluation=data.evaluation,
             curation=data.curation,
-            since=_epoch(since),
-            until=_epoch(until),
+            since=window[0],
+            until=window[1],
             with_icl=not no_icl,
         )
     finally:

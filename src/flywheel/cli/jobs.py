@@ -11,7 +11,11 @@ from typing import Any
 
 import click
 
-from flywheel.cli._context import settings_from
+from flywheel.cli._context import needs_config_file, remote_server, server_options, settings_from
+
+#: The statuses a job can be in (flywheel.service.jobs ACTIVE | TERMINAL; not imported here to keep
+#: ``flywheel --help`` fast).
+JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
 
 def _store(ctx: click.Context) -> tuple[Any, Any]:
@@ -84,6 +88,7 @@ def results_table(detail: dict[str, Any]) -> Any:
 @click.option("--eval-size", type=int, help="Override data_split_config.eval_size.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job detail as JSON at the end.")
 @click.pass_context
+@needs_config_file
 def run(
     ctx: click.Context,
     workload_id: str,
@@ -210,30 +215,9 @@ class _RemoteJobs:
     """The same operations as the local store, through a flywheel server's HTTP API."""
 
     def __init__(self, url: str, api_key: str | None) -> None:
-        import httpx
+        from flywheel.cli._remote import RemoteClient
 
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30.0)
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        from flywheel.errors import ConfigError, ConflictError, FlywheelError, NotFoundError
-
-        try:
-            response = self.client.request(method, path, **kwargs)
-        except Exception as exc:
-            raise FlywheelError(
-                f"Cannot reach the flywheel server at {self.client.base_url}: {exc}"
-            ) from None
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            error = {404: NotFoundError, 409: ConflictError, 401: ConfigError, 422: ConfigError}.get(
-                response.status_code, FlywheelError
-            )
-            raise error(f"{detail}" if response.status_code != 401 else f"{detail} (set FLYWHEEL_API_KEY)")
-        return response.json()
+        self._call = RemoteClient(url, api_key).call
 
     def list_jobs(self, **filters: Any) -> tuple[list[dict[str, Any]], int]:
         body = self._call("GET", "/api/jobs", params={k: v for k, v in filters.items() if v is not None})
@@ -277,25 +261,36 @@ class _LocalJobs:
 
 
 def _jobs_backend(ctx: click.Context) -> _RemoteJobs | _LocalJobs:
-    server = ctx.meta.get("flywheel.server")
+    server, api_key = remote_server(ctx)
     if server:
-        return _RemoteJobs(server, ctx.meta.get("flywheel.api_key"))
+        return _RemoteJobs(server, api_key)
     return _LocalJobs(ctx)
 
 
+def _utc(iso: str | None) -> str:
+    """A job time for people: the API's naive-UTC ISO text as ``2025-01-31 12:00:00Z``; ``–`` when unset."""
+    from datetime import UTC, datetime
+
+    if not iso:
+        return "–"
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
 @click.group()
-@click.option("--server", envvar="FLYWHEEL_SERVER", help="A flywheel server URL (default: the local store).")
-@click.option("--api-key", envvar="FLYWHEEL_API_KEY", help="API key for --server (or FLYWHEEL_API_KEY).")
-@click.pass_context
-def jobs(ctx: click.Context, server: str | None, api_key: str | None) -> None:
+@server_options(from_env=True)
+def jobs() -> None:
     """List, inspect, cancel and delete flywheel runs (in the local store, or on a server with --server)."""
-    ctx.meta["flywheel.server"] = server
-    ctx.meta["flywheel.api_key"] = api_key
 
 
 @jobs.command("list")
+@server_options(from_env=False)
 @click.option("--workload-id", help="Only this workload.")
-@click.option("--status", help="Only jobs in this status.")
+@click.option("--status", type=click.Choice(JOB_STATUSES), help="Only jobs in this status.")
 @click.option("--limit", default=20, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -303,18 +298,21 @@ def jobs_list(
     ctx: click.Context, workload_id: str | None, status: str | None, limit: int, as_json: bool
 ) -> None:
     """Jobs, newest first."""
-    page, total = _jobs_backend(ctx).list_jobs(workload_id=workload_id, status=status, limit=limit)
+    page, total = _jobs_backend(ctx).list_jobs(
+        workload_id=workload_id, status=status, order="desc", limit=limit
+    )
     if as_json:
         click.echo(json.dumps({"jobs": page, "total": total}, indent=2))
         return
     for job in page:
         click.echo(
-            f"{job['id']}  {job['status']:<10} {job['workload_id']}/{job['client_id']}  {job['started_at']}"
+            f"{job['id']}  {job['status']:<10} {job['workload_id']}/{job['client_id']}  {_utc(job['started_at'])}"
         )
     click.echo(f"{len(page)} of {total} job(s)")
 
 
 @jobs.command("show")
+@server_options(from_env=False)
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -330,6 +328,7 @@ def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
 
 
 @jobs.command("cancel")
+@server_options(from_env=False)
 @click.argument("job_id")
 @click.pass_context
 def jobs_cancel(ctx: click.Context, job_id: str) -> None:
@@ -338,6 +337,7 @@ def jobs_cancel(ctx: click.Context, job_id: str) -> None:
 
 
 @jobs.command("delete")
+@server_options(from_env=False)
 @click.argument("job_id")
 @click.pass_context
 def jobs_delete(ctx: click.Context, job_id: str) -> None:
@@ -350,12 +350,9 @@ def jobs_delete(ctx: click.Context, job_id: str) -> None:
 @click.argument("job_id")
 @click.option("--json", "fmt", flag_value="json", help="The report as JSON (the API's shape).")
 @click.option("--markdown", "fmt", flag_value="markdown", help="The report as Markdown.")
-@click.option("--server", envvar="FLYWHEEL_SERVER", help="A flywheel server URL (default: the local store).")
-@click.option("--api-key", envvar="FLYWHEEL_API_KEY", help="API key for --server (or FLYWHEEL_API_KEY).")
+@server_options(from_env=True)
 @click.pass_context
-def report(ctx: click.Context, job_id: str, fmt: str | None, server: str | None, api_key: str | None) -> None:
+def report(ctx: click.Context, job_id: str, fmt: str | None) -> None:
     """What a run found: scores with 95% intervals, latency, tokens, cost per 1M requests against the teacher, and
     which candidate (if any) can replace it."""
-    ctx.meta["flywheel.server"] = server
-    ctx.meta["flywheel.api_key"] = api_key
     print_report(_jobs_backend(ctx).report(job_id), fmt or "text")

@@ -46,10 +46,11 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from flywheel.cli import config_cmd, datasets, export, ingest, jobs, score, serve, worker
+    from flywheel.cli import config_cmd, datasets, export, ingest, jobs, quarantine, score, serve, worker
 
     for command in (
         ingest.ingest,
+        quarantine.quarantine,
         datasets.datasets,
         datasets.demo_data,
         jobs.run,

@@ -6,14 +6,20 @@ import ipaddress
 
 import click
 
-from flywheel.cli._context import settings_from
+from flywheel.cli._context import needs_config_file, settings_from
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
+    """Whether binding ``host`` is reachable from this machine only.
+
+    The empty host (like ``0.0.0.0`` and ``::``) binds every interface, so it is *not* loopback; a name other than
+    ``localhost`` may resolve to anything and is treated as reachable from the network.
+    """
+    host = host.strip().lower()
+    if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
@@ -23,12 +29,14 @@ def is_loopback(host: str) -> bool:
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback address without FLYWHEEL_API_KEYS.")
 @click.pass_context
+@needs_config_file
 def serve(ctx: click.Context, host: str, port: int, insecure: bool) -> None:
     """Run the API server."""
     settings = settings_from(ctx)
     if not is_loopback(host) and not settings.api_keys and not insecure:
+        where = f"all interfaces (--host {host!r})" if host.strip() in ("", "0.0.0.0", "::") else repr(host)
         raise click.UsageError(
-            f"Refusing to serve on {host} without authentication: set FLYWHEEL_API_KEYS=key1,key2 "
+            f"Refusing to serve on {where} without authentication: set FLYWHEEL_API_KEYS=key1,key2 "
             "or pass --insecure to accept unauthenticated requests from the network."
         )
     import uvicorn

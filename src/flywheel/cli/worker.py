@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from flywheel.cli._context import settings_from
+from flywheel.cli._context import needs_config_file, settings_from
 
 
 @click.command()
@@ -23,6 +23,7 @@ from flywheel.cli._context import settings_from
     "--pool", type=click.Choice(["prefork", "solo", "threads"]), help="Celery pool (default: prefork)."
 )
 @click.pass_context
+@needs_config_file
 def worker(ctx: click.Context, queues: str, concurrency: int | None, pool: str | None) -> None:
     """Run a Celery worker that executes flywheel job steps. Queued work survives worker restarts."""
     from flywheel.service.workers._celery import run_worker

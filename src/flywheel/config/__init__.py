@@ -3,7 +3,13 @@
 ``Settings.load(path)`` is the entry point; ``FlywheelConfig`` is the file's schema.
 """
 
-from flywheel.config._load import apply_overrides, format_problems, load_config_file, validate_model
+from flywheel.config._load import (
+    apply_overrides,
+    format_problems,
+    load_config_file,
+    runnable_problems,
+    validate_model,
+)
 from flywheel.config._models import (
     CostConfig,
     CurationConfig,
@@ -22,9 +28,17 @@ from flywheel.config._models import (
     TrainingConfig,
     check_icl_against_split,
 )
-from flywheel.config._settings import Settings, redact_url
+from flywheel.config._settings import (
+    SUPPORTED_DATABASES,
+    Settings,
+    normalize_database_url,
+    redact_url,
+    redacted_config,
+)
+from flywheel.config._window import time_window_problems
 
 __all__ = [
+    "SUPPORTED_DATABASES",
     "CostConfig",
     "CurationConfig",
     "CustomizerConfig",
@@ -45,6 +59,10 @@ __all__ = [
     "check_icl_against_split",
     "format_problems",
     "load_config_file",
+    "normalize_database_url",
     "redact_url",
+    "redacted_config",
+    "runnable_problems",
+    "time_window_problems",
     "validate_model",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,11 +70,25 @@ def load_config_file(path: str | Path) -> FlywheelConfig:
     """Read and validate a YAML configuration file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             f"Configuration file {str(path)!r} does not exist. Pass --config FILE or set FLYWHEEL_CONFIG, "
             "or run from the repository root where config/config.yaml lives."
+        ) from None
+    except OSError as exc:  # a directory, no permission, …
+        raise ConfigError(
+            f"Configuration file {str(path)!r} cannot be read ({exc.strerror or exc}). "
+            "Pass --config FILE or set FLYWHEEL_CONFIG to a readable YAML file."
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")  # a leading byte-order mark is allowed
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"Configuration file {str(path)!r} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}, "
+            f"column {column}). Save it as UTF-8."
         ) from None
     try:
         data = yaml.safe_load(text)
@@ -88,6 +103,35 @@ def load_config_file(path: str | Path) -> FlywheelConfig:
             f"Configuration file {str(path)!r} must hold a mapping of keys, not {type(data).__name__}."
         )
     return validate_model(FlywheelConfig, data, what=f"configuration in {str(path)!r}")
+
+
+def runnable_problems(config: FlywheelConfig, known_backends: Collection[str]) -> list[tuple[str, str]]:
+    """What keeps a valid configuration from running a job, as ``(key_path, message)`` pairs: a file without any
+    key, no candidate, a candidate whose backend nobody provides.
+
+    ``known_backends`` comes from :func:`flywheel.backends.registry.backend_names` (backends can be registered at run
+    time, so the file's schema cannot list them).
+    """
+    if not config.model_fields_set:
+        return [
+            (
+                "(top level)",
+                "the file is empty; add at least one candidate under nims (see config/config.yaml)",
+            )
+        ]
+    problems = []
+    if not config.nims:
+        problems.append(("nims", "no candidate to evaluate; add at least one model under nims"))
+    known = ", ".join(sorted(known_backends))
+    for i, nim in enumerate(config.nims):
+        if nim.backend not in known_backends:
+            problems.append(
+                (
+                    f"nims[{i}].backend",
+                    f"unknown backend {nim.backend!r} for {nim.model_name!r}; known: {known}",
+                )
+            )
+    return problems
 
 
 def apply_overrides(base: M, overrides: dict[str, Any] | None, *, what: str) -> M:

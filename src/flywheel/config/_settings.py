@@ -7,14 +7,18 @@ it down. Library functions take plain arguments, not this object.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 from pydantic import SecretStr
 
 from flywheel.config._load import load_config_file
 from flywheel.config._models import FlywheelConfig
+from flywheel.errors import ConfigError
 
 #: Where the shipped default configuration lives, relative to the repository root / working directory.
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
@@ -49,6 +53,9 @@ class Settings:
     hf_token: SecretStr | None = None
     api_keys: tuple[SecretStr, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: The default file that was looked for and not found (no ``--config``, no ``FLYWHEEL_CONFIG``); the config is
+    #: then the built-in defaults, without candidates. None when a file was given or found.
+    missing_config: Path | None = None
 
     @classmethod
     def load(
@@ -59,10 +66,12 @@ class Settings:
         """Read the configuration file and the environment.
 
         The file is ``config_path`` if given, else ``$FLYWHEEL_CONFIG``, else ``config/config.yaml`` when it exists,
-        else built-in defaults.
+        else built-in defaults — which have no candidates, so :attr:`missing_config` records the file looked for and
+        the commands that need a configuration call :meth:`require_config_file`.
         """
         env = dict(os.environ if env is None else env)
         path: Path | None
+        missing: Path | None = None
         if config_path is not None:
             path = Path(config_path)
         elif env.get("FLYWHEEL_CONFIG"):
@@ -70,17 +79,26 @@ class Settings:
         elif DEFAULT_CONFIG_PATH.is_file():
             path = DEFAULT_CONFIG_PATH
         else:
-            path = None
+            path, missing = None, Path.cwd() / DEFAULT_CONFIG_PATH
         config = load_config_file(path) if path is not None else FlywheelConfig()
         if config.mlflow_config.enabled is None:
             profiles = [p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",")]
             config.mlflow_config.enabled = "mlflow" in profiles
-        return cls.from_env(config, path, env)
+        return cls.from_env(config, path, env, missing_config=missing)
 
     @classmethod
-    def from_env(cls, config: FlywheelConfig, config_path: Path | None, env: Mapping[str, str]) -> Settings:
+    def from_env(
+        cls,
+        config: FlywheelConfig,
+        config_path: Path | None,
+        env: Mapping[str, str],
+        *,
+        missing_config: Path | None = None,
+    ) -> Settings:
         home = Path(env.get("FLYWHEEL_HOME") or ".flywheel").expanduser()
-        database_url = env.get("FLYWHEEL_DATABASE_URL") or f"sqlite:///{(home / 'flywheel.db').as_posix()}"
+        database_url = normalize_database_url(
+            env.get("FLYWHEEL_DATABASE_URL") or f"sqlite:///{(home / 'flywheel.db').as_posix()}"
+        )
         keys = tuple(SecretStr(k.strip()) for k in env.get("FLYWHEEL_API_KEYS", "").split(",") if k.strip())
         return cls(
             config=config,
@@ -96,7 +114,22 @@ class Settings:
             hf_token=_secret(env, "HF_TOKEN"),
             api_keys=keys,
             env=env,
+            missing_config=missing_config,
         )
+
+    def require_config_file(self) -> None:
+        """Raise :class:`ConfigError` when no configuration file was found, naming the file looked for.
+
+        Commands whose result depends on the configuration (``run``, ``serve``, ``worker``, ``datasets build``)
+        call this rather than run on built-in defaults without candidates.
+        """
+        if self.missing_config is not None:
+            raise ConfigError(
+                f"No configuration file: looked for {self.missing_config} (the default when neither --config nor "
+                "FLYWHEEL_CONFIG is given). Pass --config FILE, set FLYWHEEL_CONFIG=FILE, or run from the directory "
+                "that holds config/config.yaml.",
+                [("config", f"not found: {self.missing_config}")],
+            )
 
     def secret_from_env(self, name: str | None, *fallbacks: str) -> SecretStr | None:
         """The secret in env var ``name`` (if given), else the first fallback that is set."""
@@ -108,16 +141,92 @@ class Settings:
         return redact_url(self.database_url)
 
 
-def redact_url(url: str) -> str:
-    """Hide the password of ``scheme://user:password@host/…`` URLs."""
-    from sqlalchemy.engine import make_url
+#: What FLYWHEEL_DATABASE_URL may be, for messages.
+SUPPORTED_DATABASES = "sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB"
+#: Dialect → the drivers flywheel ships with ("" is SQLAlchemy's default driver of the dialect).
+_DATABASE_DRIVERS = {"sqlite": ("", "pysqlite"), "postgresql": ("", "psycopg")}
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: redact anything between ':' and '@' after the scheme
-        scheme, sep, rest = url.partition("://")
-        if "@" in rest:
-            creds, _, host = rest.rpartition("@")
-            user = creds.split(":", 1)[0]
-            return f"{scheme}{sep}{user}:***@{host}"
-        return url
+
+def normalize_database_url(url: str) -> str:
+    """Check a store URL and return it as SQLAlchemy expects it (``postgres://`` → ``postgresql://``).
+
+    Raises :class:`ConfigError` (with the URL's secrets hidden) for a URL without a scheme or a database flywheel
+    does not support.
+    """
+    match = _SCHEME.match(url)
+    if match is None:
+        raise ConfigError(
+            f"FLYWHEEL_DATABASE_URL {redact_url(url)!r} is not a database URL (no scheme such as sqlite:// or "
+            f"postgresql://); use {SUPPORTED_DATABASES}.",
+            [("FLYWHEEL_DATABASE_URL", "no scheme")],
+        )
+    scheme = match.group(1).lower()
+    dialect, _, driver = scheme.partition("+")
+    if dialect == "postgres":  # Heroku-style and libpq-style alias; SQLAlchemy only knows "postgresql"
+        dialect = "postgresql"
+    if driver not in _DATABASE_DRIVERS.get(dialect, ()):
+        raise ConfigError(
+            f"FLYWHEEL_DATABASE_URL {redact_url(url)!r}: {scheme} is not supported. flywheel stores its data in "
+            f"SQLite or PostgreSQL (through psycopg 3); use {SUPPORTED_DATABASES}.",
+            [("FLYWHEEL_DATABASE_URL", f"unsupported database {scheme!r}")],
+        )
+    return f"{dialect}{'+' + driver if driver else ''}{url[match.end(1) :]}"
+
+
+#: Query-string / fragment keys whose values are secrets (compared lower-case, '-' read as '_').
+_SECRET_KEYS = frozenset({"pass", "pwd", "key", "auth", "sig", "code", "jwt", "session", "sessionid"})
+_SECRET_PARTS = ("password", "passwd", "secret", "token", "apikey", "api_key", "credential", "signature")
+_PARAM = re.compile(r"([?&;#])([^=&;#?]*)=([^&;#]*)")
+
+
+def _secret_key(key: str) -> bool:
+    name = unquote(key).strip().lower().replace("-", "_")
+    return name in _SECRET_KEYS or name.endswith("_key") or any(part in name for part in _SECRET_PARTS)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for messages, logs and stored sources: the password of ``user:password@`` (with or without a
+    scheme) and the values of secret query-string / fragment parameters (``password``, ``token``, ``api_key``,
+    ``key``, ``secret`` …) become ``***``. Anything else is kept as written."""
+    match = _SCHEME.match(url)
+    head, rest = (url[: match.end()], url[match.end() :]) if match else ("", url)
+    host_start = 0
+    first_at = rest.find("@")
+    if first_at != -1 and not rest.startswith("/"):  # "scheme:///path" has no authority, so no userinfo
+        # The userinfo ends at the last "@" before the path that follows it: a password may hold "@", "/" or "?".
+        path_start = rest.find("/", first_at)
+        at = rest.rfind("@", 0, path_start if path_start != -1 else len(rest))
+        userinfo = rest[:at]
+        if ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            rest = f"{user}:***{rest[at:]}"
+            at = len(user) + len(":***")
+        host_start = at + 1
+    tail_start = min(
+        (i for i in (rest.find("?", host_start), rest.find("#", host_start)) if i != -1), default=-1
+    )
+    if tail_start == -1:
+        return head + rest
+
+    def hide(param: re.Match[str]) -> str:
+        sep, key, value = param.groups()
+        return f"{sep}{key}={'***' if value and _secret_key(key) else value}"
+
+    return head + rest[:tail_start] + _PARAM.sub(hide, rest[tail_start:])
+
+
+def redacted_config(config: FlywheelConfig) -> dict[str, Any]:
+    """The configuration as JSON with the secrets of every URL hidden (``*_url`` / ``*_uri`` keys and any value
+    holding ``://``), for ``flywheel config show`` and logs."""
+
+    def walk(value: Any, key: str) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, key) for v in value]
+        if isinstance(value, str) and (key.lower().endswith(("url", "uri")) or "://" in value):
+            return redact_url(value)
+        return value
+
+    return walk(config.model_dump(mode="json"), "")  # type: ignore[no-any-return]

@@ -1,6 +1,7 @@
 """The store: SQLAlchemy 2 over a SQLite file (embedded default) or PostgreSQL (server), with named migrations."""
 
 from flywheel.store._engine import connect, current_revision, head_revision, migrate, open_store, table_names
+from flywheel.store._quarantine import QuarantinedRecord, list_quarantined, quarantined_record
 from flywheel.store._schema import (
     customizations,
     evaluation_samples,
@@ -15,6 +16,7 @@ from flywheel.store._schema import (
 )
 
 __all__ = [
+    "QuarantinedRecord",
     "connect",
     "current_revision",
     "customizations",
@@ -25,10 +27,12 @@ __all__ = [
     "job_candidates",
     "job_steps",
     "jobs",
+    "list_quarantined",
     "log_records",
     "metadata",
     "migrate",
     "open_store",
+    "quarantined_record",
     "quarantined_records",
     "table_names",
 ]

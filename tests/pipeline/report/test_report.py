@@ -278,3 +278,33 @@ def test_a_missing_or_unknown_workload_type_is_reported_on_classification_terms(
     workload_type: str | None,
 ) -> None:
     assert primary_metric(workload_type, ["similarity", "rouge_l"]) == "f1_score"
+
+
+def _failed_job() -> dict[str, Any]:
+    evaluation = {"eval_type": "base-eval", "status": "failed", "error": "boom", "n": None, "metrics": {}}
+    detail = _detail([{**_nim("small-1b", [evaluation]), "status": "failed"}], status="failed")
+    detail["error"] = "No evaluation succeeded."
+    return detail
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        ReportSettings(),  # no teacher size known
+        ReportSettings(teacher_model="meta/llama-3.3-70b-instruct", prices={"other": Price(1.0, 1.0)}),
+    ],
+)
+def test_a_job_with_no_finished_evaluation_does_not_warn_about_costs(settings: ReportSettings) -> None:
+    report = build_report(_failed_job(), settings)
+    assert report["notes"] == []
+    assert report["teacher"]["cost"]["value"] is None
+    text = render_markdown(report)
+    assert "Teacher cost not estimated" not in text
+    assert "cost.prices does not price" not in text
+    assert "No evaluation succeeded." in text
+
+
+def test_a_finished_evaluation_still_explains_a_missing_teacher_cost() -> None:
+    detail = _detail([_nim("small-1b", [_evaluation("base-eval", (0.95, 0.92, 0.97))])])
+    text = render_markdown(build_report(detail, ReportSettings(teacher_model="gpt-4o")))
+    assert "Teacher cost not estimated" in text and "cost.teacher_parameters_b" in text

@@ -70,12 +70,37 @@ def test_list_filters_and_paginates(client: TestClient) -> None:
         _wait(client, job_id)
     page = client.get("/api/jobs", params={"limit": 2}).json()
     assert page["total"] == 3 and len(page["jobs"]) == 2
-    assert [j["id"] for j in page["jobs"]] == ids[::-1][:2]  # newest first
+    assert [j["id"] for j in page["jobs"]] == ids[:2]  # oldest first, as in the reference
     rest = client.get("/api/jobs", params={"limit": 2, "offset": 2}).json()
-    assert [j["id"] for j in rest["jobs"]] == [ids[0]]
+    assert [j["id"] for j in rest["jobs"]] == [ids[2]]
+    newest = client.get("/api/jobs", params={"limit": 2, "order": "desc"}).json()
+    assert [j["id"] for j in newest["jobs"]] == ids[::-1][:2]
+    assert client.get("/api/jobs", params={"order": "newest"}).status_code == 422
     assert client.get("/api/jobs", params={"workload_id": "other"}).json()["total"] == 0
     assert client.get("/api/jobs", params={"status": "completed"}).json()["total"] == 3
     assert client.get("/api/jobs", params={"status": "bogus"}).status_code == 422
+
+
+class _RecordingExecutor:
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+
+    def submit(self, job_id: str) -> None:
+        self.submitted.append(job_id)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Nothing runs."""
+
+
+def test_the_references_latest_job_idiom_finds_the_latest_job(sqlite_url: str, home: Path) -> None:
+    """The reference's docs take the latest job with `jq '.jobs[-1].id'` on `GET /api/jobs`."""
+    with TestClient(create_app(_settings(sqlite_url, home), executor=_RecordingExecutor())) as c:
+        ids = [
+            c.post("/api/jobs", json={"workload_id": "news", "client_id": "web"}).json()["id"]
+            for _ in range(3)
+        ]
+        assert c.get("/api/jobs").json()["jobs"][-1]["id"] == ids[-1]
+        assert c.get("/api/jobs", params={"order": "desc"}).json()["jobs"][0]["id"] == ids[-1]
 
 
 def test_unknown_job_is_404(client: TestClient) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from flywheel.pipeline.report._cost import (
     FORMULAS,
+    Cost,
     Price,
     Usage,
     choose_basis,
@@ -153,6 +154,17 @@ def build_report(detail: Mapping[str, Any], settings: ReportSettings | None = No
     notes.extend(threshold_notes)
 
     # ---- cost basis, chosen once for everybody
+    teacher_model = settings.teacher_model
+    teacher_params = settings.teacher_parameters_b or parameters_from_name(teacher_model)
+    candidate_usages = {
+        nim["model_name"]: [
+            _candidate_usage(ev) for ev in nim.get("evaluations", []) if ev.get("status") == "completed"
+        ]
+        for nim in nims
+    }
+    # Until an evaluation finishes there is no candidate cost to compare with: the teacher's is not estimated either,
+    # and nothing is said about prices, sizes or token counts that were never needed (a failed job, a queued one).
+    costed = any(candidate_usages.values())
     teacher_usage, teacher_n, teacher_logged = _teacher_usage(detail)
     if not teacher_logged:
         base_usages = (
@@ -164,27 +176,22 @@ def build_report(detail: Mapping[str, Any], settings: ReportSettings | None = No
         proxy = next((u for u in base_usages if u.tokens is not None), None)
         if proxy is not None:
             teacher_usage = Usage(proxy.prompt_tokens, proxy.completion_tokens)
-            notes.append(
-                "The logs carry no token usage for the teacher; its cost assumes the token counts the candidate "
-                "measured in the base evaluation."
-            )
-    teacher_model = settings.teacher_model
-    teacher_params = settings.teacher_parameters_b or parameters_from_name(teacher_model)
-    candidate_usages = {
-        nim["model_name"]: [
-            _candidate_usage(ev) for ev in nim.get("evaluations", []) if ev.get("status") == "completed"
-        ]
-        for nim in nims
-    }
+            if costed:
+                notes.append(
+                    "The logs carry no token usage for the teacher; its cost assumes the token counts the "
+                    "candidate measured in the base evaluation."
+                )
     basis, basis_notes = choose_basis(teacher_model, teacher_usage, candidate_usages, settings.prices)
-    notes.extend(basis_notes)
-    teacher_cost = estimate(
-        basis,
-        teacher_model or "teacher",
-        teacher_params,
-        settings.prices.get(teacher_model or ""),
-        teacher_usage,
-    )
+    teacher_cost = Cost(None, None, None, None)
+    if costed:
+        notes.extend(basis_notes)
+        teacher_cost = estimate(
+            basis,
+            teacher_model or "teacher",
+            teacher_params,
+            settings.prices.get(teacher_model or ""),
+            teacher_usage,
+        )
 
     # ---- candidates
     candidates = []

@@ -6,18 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 
 from flywheel import __version__
 from flywheel.config import Settings
-from flywheel.errors import ConfigError, ConflictError, DataError, FlywheelError, NotFoundError
-from flywheel.service.api import _jobs, _logs
+from flywheel.service.api import _jobs, _logs, _quarantine
 from flywheel.service.api._auth import make_auth_dependency
+from flywheel.service.api._errors import error_responses, install_error_handlers
+from flywheel.service.jobs import JobRequest
 from flywheel.service.web import mount_dashboard
-
-_STATUS = {NotFoundError: 404, ConflictError: 409, ConfigError: 422, DataError: 422}
-
 
 #: How long a shutdown waits for running steps to hand their work back.
 SHUTDOWN_GRACE_S = 10.0
@@ -71,17 +68,14 @@ def create_app(
     )
     app.state.settings = settings
 
-    @app.exception_handler(FlywheelError)
-    async def flywheel_error(_request: Request, exc: FlywheelError) -> JSONResponse:
-        code = next((c for t, c in _STATUS.items() if isinstance(exc, t)), 400)
-        return JSONResponse({"detail": str(exc)}, status_code=code)
+    install_error_handlers(app, body_fields=frozenset(JobRequest.model_fields))
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     auth = [Depends(make_auth_dependency(settings.api_keys))]
-    app.include_router(_logs.router, prefix="/api", dependencies=auth)
-    app.include_router(_jobs.router, prefix="/api", dependencies=auth)
+    for router in (_logs.router, _jobs.router, _quarantine.router):
+        app.include_router(router, prefix="/api", dependencies=auth, responses=error_responses(401))
     mount_dashboard(app)  # public: the page asks for the API key when /api answers 401
     return app

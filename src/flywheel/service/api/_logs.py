@@ -6,10 +6,12 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from flywheel.pipeline.ingest import ingest_objects
+from flywheel.service.api._errors import error_responses
 
 #: Largest request body accepted, in bytes.
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -38,6 +40,7 @@ router = APIRouter(tags=["logs"])
     "/logs",
     response_model=IngestResponse,
     summary="Ingest logged request/response records",
+    responses=error_responses(400, 413, 422),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -49,6 +52,7 @@ async def post_logs(request: Request) -> IngestResponse:
     """Store one record (a JSON object) or many (a JSON array) in the blueprint log schema.
 
     Invalid items are quarantined with a reason and reported in ``errors``; valid items are stored regardless.
+    A body that is neither an object nor an array (``null``, a number, a string) is refused (422).
     """
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
@@ -59,6 +63,18 @@ async def post_logs(request: Request) -> IngestResponse:
         payload: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise HTTPException(400, detail=f"Body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict | list):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "object_or_array_type",
+                    "loc": ("body",),
+                    "msg": "Body must be a JSON object (one record) or a JSON array of records, "
+                    f"not {type(payload).__name__}",
+                    "input": payload,
+                }
+            ]
+        )
     items = payload if isinstance(payload, list) else [payload]
     engine = request.app.state.engine
     report = await run_in_threadpool(ingest_objects, engine, items, source="api")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
@@ -133,10 +133,12 @@ class JobRepository:
         workload_id: str | None = None,
         client_id: str | None = None,
         status: str | None = None,
+        order: Literal["asc", "desc"] = "asc",
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Jobs newest first, filtered; returns (page, total matching)."""
+        """Jobs filtered, oldest first (the reference's order) or newest first with ``order="desc"``; returns
+        (page, total matching)."""
         conditions = []
         if workload_id is not None:
             conditions.append(jobs.c.workload_id == workload_id)
@@ -145,7 +147,12 @@ class JobRepository:
         if status is not None:
             conditions.append(jobs.c.status == status)
         where = and_(*conditions) if conditions else None
-        query = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
+        by = (
+            (jobs.c.created_at.desc(), jobs.c.id.desc())
+            if order == "desc"
+            else (jobs.c.created_at, jobs.c.id)
+        )
+        query = select(jobs).order_by(*by).limit(limit).offset(offset)
         count = select(func.count()).select_from(jobs)
         if where is not None:
             query = query.where(where)

@@ -24,10 +24,20 @@ function showForgetButton() {
   if (button) button.hidden = !storedKey();
 }
 
+/** The message of an error answer: ``detail`` as sent, or one "where: what" per problem of a 422. */
 async function detailOf(response) {
   try {
     const body = await response.json();
-    return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+    if (typeof body.detail === "string") return body.detail;
+    if (Array.isArray(body.detail)) {
+      return body.detail
+        .map((item) => {
+          const where = (item.loc || []).filter((part) => part !== "body").join(".");
+          return where ? `${where}: ${item.msg}` : item.msg;
+        })
+        .join("; ");
+    }
+    return JSON.stringify(body.detail);
   } catch {
     return response.statusText;
   }

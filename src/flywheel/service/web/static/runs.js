@@ -116,7 +116,14 @@ export async function renderRuns(root, query, signal) {
   for (;;) {
     const page = await api(
       "api/jobs",
-      { limit: PAGE_SIZE, offset: query.offset || 0, status: query.status, workload_id: query.workload_id },
+      // newest first; the API's default is the reference's oldest-first order
+      {
+        order: "desc",
+        limit: PAGE_SIZE,
+        offset: query.offset || 0,
+        status: query.status,
+        workload_id: query.workload_id,
+      },
       signal,
     );
     if (!page.jobs.length) {
