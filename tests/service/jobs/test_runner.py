@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from flywheel.backends import Generation
 from flywheel.backends.scripted import last_user_text
+from flywheel.service.jobs import JobRunner
 from flywheel.store import evaluation_samples, job_steps
 from scripted_jobs import Harness, ScriptedBackends, classification_logs, dump, job_config, knows_topics
 
@@ -264,3 +265,27 @@ def test_a_configured_judge_grades_tool_calls_unless_the_config_asks_for_metrics
     else:
         assert "tool_calling_correctness" not in ev["scores"]
         assert "tool-calling-metric" in ev["metrics"]["tool_calling_correctness"]["reason"]
+
+
+def test_the_heartbeat_survives_a_failed_lease_renewal(harness: Harness) -> None:
+    """A store hiccup must not stop the heartbeat: the lease would expire and another worker take the step."""
+    import threading
+
+    runner = JobRunner(harness.repo, home=harness.home, backends=harness.backends, lease_s=0.15)
+    calls: list[str] = []
+
+    def renew(step_id: str, worker_id: str, lease_s: float) -> None:
+        calls.append(step_id)
+        if len(calls) == 1:
+            raise OSError("server closed the connection unexpectedly")
+
+    harness.repo.renew_lease = renew  # type: ignore[method-assign]
+    stop = threading.Event()
+    beat = threading.Thread(target=runner._heartbeat, args=("step-1", stop), daemon=True)
+    beat.start()
+    deadline = time.monotonic() + 10
+    while len(calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    beat.join(5)
+    assert len(calls) >= 3

@@ -189,7 +189,10 @@ class JobRunner:
     def _heartbeat(self, step_id: str, stop: threading.Event) -> None:
         # Keeps the lease alive while a step works without reporting progress (model loading, a long batch).
         while not stop.wait(self.lease_s / 3):
-            self.repo.renew_lease(step_id, self.worker_id, self.lease_s)
+            try:
+                self.repo.renew_lease(step_id, self.worker_id, self.lease_s)
+            except Exception:  # a store hiccup must not end the heartbeat: the step would be taken from us
+                log.warning("could not renew the lease of step %s; retrying", step_id, exc_info=True)
 
     def _execute(self, job: JobSettings, step: StepRow) -> None:
         if step.candidate_id:
