@@ -24,23 +24,6 @@ if TYPE_CHECKING:
 _WORKLOAD_CHOICES = ["auto", "classification", "tool_calling", "generic"]
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Objects of a JSONL file (blank lines skipped); a bad line raises :class:`DataError` naming it."""
-    rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                raise DataError(f"{path}:{number}: not valid JSON ({exc}). Fix or remove that line.") from exc
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}.")
-            rows.append(obj)
-    return rows
-
-
 def _prediction_key(prediction: Mapping[str, Any]) -> str | None:
     for key in ("record_id", "id"):
         value = prediction.get(key)
@@ -181,6 +164,7 @@ def score(
     seed: int,
 ) -> None:
     """Score candidate answers (PRED.jsonl) against the teacher's logged answers (EVAL.jsonl)."""
+    from flywheel.jsonl import read_jsonl
     from flywheel.pipeline.evaluate import evaluate
 
     settings = ctx.obj

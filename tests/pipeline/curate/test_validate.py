@@ -12,10 +12,12 @@ from flywheel.pipeline.curate import (
     Rejected,
     check_workload_fit,
     classification_label,
-    tool_label,
+    record_label,
+    user_texts,
     validate_record,
 )
 from flywheel.pipeline.curate import _validate as v
+from flywheel.pipeline.records import RecordView
 
 
 def _tool(n_props: int, name: str = "f") -> dict[str, Any]:
@@ -121,12 +123,14 @@ def test_classification_label_is_bracket_text_stripped_and_lower_cased(
 
 
 def test_workload_fit_reasons() -> None:
-    plain = chat_record(answer="[[[a]]]")
-    unlabelled = chat_record(answer="just text")
     tools = [_tool(1)]
-    called = chat_record(answer=None, tool_calls=[tool_call("f", {})], tools=tools)
-    called_without_tools = chat_record(answer=None, tool_calls=[tool_call("f", {})])
-    not_function = chat_record(answer=None, tool_calls=[{**tool_call("f", {}), "type": "code"}], tools=tools)
+    plain = RecordView(chat_record(answer="[[[a]]]"))
+    unlabelled = RecordView(chat_record(answer="just text"))
+    called = RecordView(chat_record(answer=None, tool_calls=[tool_call("f", {})], tools=tools))
+    called_without_tools = RecordView(chat_record(answer=None, tool_calls=[tool_call("f", {})]))
+    not_function = RecordView(
+        chat_record(answer=None, tool_calls=[{**tool_call("f", {}), "type": "code"}], tools=tools)
+    )
     assert check_workload_fit(plain, "classification") is None
     assert check_workload_fit(unlabelled, "classification") == v.NO_LABEL
     assert check_workload_fit(called, "classification") == v.HAS_TOOL_CALL
@@ -135,5 +139,20 @@ def test_workload_fit_reasons() -> None:
     assert check_workload_fit(called_without_tools, "tool_calling") == v.NO_TOOLS
     assert check_workload_fit(not_function, "tool_calling") == v.NOT_FUNCTION_CALL
     assert check_workload_fit(unlabelled, "generic") is None
-    assert tool_label(called) == "f"
-    assert tool_label(plain) is None
+
+
+def test_record_label_is_the_called_tool_else_the_bracketed_class() -> None:
+    called = chat_record(answer="[[[a]]]", tool_calls=[tool_call("f", {})], tools=[_tool(1)])
+    assert record_label(RecordView(called)) == "f"
+    assert record_label(RecordView(chat_record(answer="[[[Sports]]]"))) == "sports"
+    assert record_label(RecordView(chat_record(answer="no label"))) is None
+
+
+def test_user_texts_are_the_non_empty_user_contents_in_order() -> None:
+    record = chat_record("first")
+    record["request"]["messages"] += [
+        {"role": "assistant", "content": "reply"},
+        {"role": "user", "content": [{"type": "text", "text": "second"}, {"type": "image_url"}]},
+        {"role": "user", "content": ""},
+    ]
+    assert user_texts(RecordView(record)) == ["first", "second"]

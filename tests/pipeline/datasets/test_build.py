@@ -14,7 +14,17 @@ from sqlalchemy import Engine, create_engine, insert
 from factories import chat_record, tool_call
 from flywheel.config import FlywheelConfig
 from flywheel.errors import ConfigError, DataError
-from flywheel.pipeline.datasets import build_datasets, read_jsonl, resolve_data_settings
+from flywheel.pipeline.curate import CurationCounts
+from flywheel.pipeline.datasets import (
+    Artifact,
+    DatasetManifest,
+    SplitCounts,
+    WorkloadEvidenceSummary,
+    build_datasets,
+    read_jsonl,
+    resolve_data_settings,
+)
+from flywheel.pipeline.icl import ICLSummary
 from flywheel.store._schema import log_records, metadata
 
 TOOLS = [
@@ -270,6 +280,19 @@ def test_manifest_records_config_and_evidence(engine: Engine, tmp_path: Path) ->
     assert orjson.loads((tmp_path / "o" / "manifest.json").read_bytes())["leakage"] == {
         "train_or_val_records_sharing_eval_user_content": 0
     }
+
+
+def test_the_written_manifest_has_the_keys_its_type_declares(engine: Engine, tmp_path: Path) -> None:
+    store(engine, classification_logs())
+    build(engine, tmp_path / "o", settings())
+    written = orjson.loads((tmp_path / "o" / "manifest.json").read_bytes())
+    assert set(written) == DatasetManifest.__required_keys__
+    assert set(written["steps"]) == CurationCounts.__required_keys__
+    assert set(written["workload_evidence"]) == WorkloadEvidenceSummary.__required_keys__
+    assert set(written["icl"]) <= ICLSummary.__required_keys__ | ICLSummary.__optional_keys__
+    assert set(written["eval"]) == SplitCounts.__required_keys__
+    for artifact in written["artifacts"].values():
+        assert set(artifact) == Artifact.__required_keys__
 
 
 def test_two_processes_produce_the_same_manifest_and_files(engine: Engine, tmp_path: Path) -> None:

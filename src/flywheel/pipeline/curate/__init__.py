@@ -7,6 +7,7 @@ Every transform is a pure ``record -> record | Rejected`` function; rejected rec
 from flywheel.pipeline.curate._curate import (
     WORKLOAD_TYPES,
     Curation,
+    CurationCounts,
     Scan,
     curate,
     finish_curation,
@@ -22,17 +23,22 @@ from flywheel.pipeline.curate._validate import (
     classification_label,
     parse_arguments,
     record_label,
-    teacher_message,
-    tool_label,
     user_texts,
     validate_record,
 )
-from flywheel.pipeline.curate._workload import MAJORITY, WorkloadEvidence, decide_workload_type
+from flywheel.pipeline.curate._workload import (
+    MAJORITY,
+    EvidenceSummary,
+    WorkloadEvidence,
+    decide_workload_type,
+)
 
 __all__ = [
     "MAJORITY",
     "WORKLOAD_TYPES",
     "Curation",
+    "CurationCounts",
+    "EvidenceSummary",
     "ExactDeduplicator",
     "MinHashDeduplicator",
     "Rejected",
@@ -56,8 +62,6 @@ __all__ = [
     "scan_records",
     "selection_query",
     "stream_records",
-    "teacher_message",
-    "tool_label",
     "user_texts",
     "validate_record",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 import orjson
 
@@ -22,12 +22,11 @@ from flywheel.pipeline.curate._validate import (
     Rejected,
     check_workload_fit,
     classification_label,
-    teacher_message,
-    tool_label,
     user_texts,
     validate_record,
 )
 from flywheel.pipeline.curate._workload import WorkloadEvidence, decide_workload_type
+from flywheel.pipeline.records import RecordView
 
 WORKLOAD_TYPES = ("tool_calling", "classification", "generic")
 
@@ -69,6 +68,19 @@ def merge_scans(scans: list[Scan]) -> Scan:
     return merged
 
 
+class CurationCounts(TypedDict):
+    """Records left after each curation step (the manifest's ``steps``)."""
+
+    total: int
+    valid_format: int
+    after_quality_filter: int
+    rejected_total: int
+    deduplicated: int
+    near_duplicates: int
+    beyond_limit: int
+    selected: int
+
+
 @dataclass
 class Curation:
     """The outcome of curation: which stream positions were selected, their labels, and the counts."""
@@ -87,7 +99,7 @@ class Curation:
     near_duplicates: int = 0
     beyond_limit: int = 0
 
-    def counts(self) -> dict[str, Any]:
+    def counts(self) -> CurationCounts:
         """Counts at every step, for the manifest."""
         return {
             "total": self.total,
@@ -102,26 +114,27 @@ class Curation:
 
 
 def _facts(position: int, record: dict[str, Any], keep_text: bool) -> _Candidate:
-    message = teacher_message(record)
-    calls = message.get("tool_calls")
-    tool = tool_label(record)
-    class_label = None if calls else classification_label(message.get("content"))
-    if calls:
+    view = RecordView(record)
+    tool = view.teacher_tool_name
+    class_label: str | None = None
+    if view.teacher_tool_calls:
         misfit: tuple[str | None, str | None, str | None] = (
-            check_workload_fit(record, "tool_calling"),
+            check_workload_fit(view, "tool_calling"),
             HAS_TOOL_CALL,
             None,
         )
     else:
+        class_label = classification_label(view.teacher_content)
         misfit = (NO_TOOL_CALL, None if class_label is not None else NO_LABEL, None)
-    texts = user_texts(record)
+    texts = user_texts(view)
+    # positional: keyword construction of a NamedTuple costs twice as much, and this runs once per record
     return _Candidate(
-        position=position,
-        tool=tool,
-        label=tool if tool is not None else class_label,
-        key=dedup_key(texts),
-        misfit=misfit,
-        text="\n".join(texts) if keep_text and texts else None,
+        position,
+        tool,
+        tool if tool is not None else class_label,
+        dedup_key(texts),
+        misfit,
+        "\n".join(texts) if keep_text and texts else None,
     )
 
 

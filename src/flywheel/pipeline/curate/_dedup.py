@@ -18,7 +18,8 @@ def dedup_key(user_texts: Sequence[str]) -> bytes | None:
     """A 16-byte digest of the ordered, normalised user contents; None when there is no user text (always kept)."""
     if not user_texts:
         return None
-    joined = "\x1e".join(normalise(t) for t in user_texts)
+    # a list comprehension, not a generator: join makes a list of its argument anyway, and this runs per record
+    joined = "\x1e".join([normalise(t) for t in user_texts])
     return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 

@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from flywheel.pipeline.records import RecordView, with_choices, with_messages
+
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
@@ -117,9 +119,10 @@ def _mask_messages(messages: list[Any], counts: Counter[str]) -> list[Any]:
 
 def mask_record(record: dict[str, Any], counts: Counter[str]) -> dict[str, Any]:
     """A copy of a validated record with the text of request messages and teacher answers masked."""
-    request = {**record["request"], "messages": _mask_messages(record["request"]["messages"], counts)}
+    view = RecordView(record)
+    masked = with_messages(record, _mask_messages(view.messages, counts))
     choices = [
         {**c, "message": {**c["message"], "content": _mask_content(c["message"].get("content"), counts)}}
-        for c in record["response"]["choices"]
+        for c in view.choices
     ]
-    return {**record, "request": request, "response": {**record["response"], "choices": choices}}
+    return with_choices(masked, choices)

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from flywheel.pipeline.records import RecordView, content_text, with_choices
+
 Record = dict[str, Any]
 
 VALID_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -154,12 +156,14 @@ def validate_record(
             new_choices[i] = {**choice, "message": {**message, "tool_calls": checked}}
     if new_choices is choices:
         return record
-    return {**record, "response": {**response, "choices": new_choices}}
+    return with_choices(record, new_choices)
 
 
 def parse_arguments(record: Record) -> Record:
     """A validated record with the string tool-call arguments of its teacher response parsed, as
     :func:`validate_record` does with ``parse_arguments=True`` (without re-running the other checks)."""
+    # Read directly, like validate_record: this is the validator's own re-check of the shape it accepted, on the
+    # hot path of every dataset write (a RecordView here would cost more than the lookup).
     choices = record["response"]["choices"]
     new_choices = choices
     for i, choice in enumerate(choices):
@@ -175,77 +179,53 @@ def parse_arguments(record: Record) -> Record:
             new_choices[i] = {**choice, "message": {**choice["message"], "tool_calls": checked}}
     if new_choices is choices:
         return record
-    return {**record, "response": {**record["response"], "choices": new_choices}}
-
-
-def teacher_message(record: Record) -> dict[str, Any]:
-    """``response.choices[0].message`` of a validated record."""
-    message: dict[str, Any] = record["response"]["choices"][0]["message"]
-    return message
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return ""
-
-
-def tool_label(record: Record) -> str | None:
-    """Name of the first function the teacher called, or None when it called none."""
-    calls = teacher_message(record).get("tool_calls")
-    if not calls:
-        return None
-    name = calls[0].get("function", {}).get("name")
-    return name if isinstance(name, str) else None
+    return with_choices(record, new_choices)
 
 
 def classification_label(text: Any) -> str | None:
     """The class in a teacher answer: text inside ``[[[…]]]`` or ``[[…]]``, stripped and lower-cased (spec §15)."""
-    match = _LABEL.search(_text(text))
+    match = _LABEL.search(content_text(text))
     if match is None:
         return None
     label = match.group(1).strip().lower()
     return label or None
 
 
-def record_label(record: Record) -> str | None:
+def record_label(view: RecordView) -> str | None:
     """The label for evidence: tool name if the teacher called a tool, else the bracketed class, else None."""
-    name = tool_label(record)
+    name = view.teacher_tool_name
     if name is not None:
         return name
-    return classification_label(teacher_message(record).get("content"))
+    return classification_label(view.teacher_content)
 
 
-def check_workload_fit(record: Record, workload_type: str) -> str | None:
+def check_workload_fit(view: RecordView, workload_type: str) -> str | None:
     """Reason why a format-valid record does not fit a workload type, or None if it does."""
-    message = teacher_message(record)
-    calls = message.get("tool_calls")
+    calls = view.teacher_tool_calls
     if workload_type == "tool_calling":
         if not calls:
             return NO_TOOL_CALL
-        if any(call.get("type", "function") != "function" for call in calls):
-            return NOT_FUNCTION_CALL
-        if not record["request"].get("tools"):
+        for call in calls:  # a loop, not any(…): this runs for every tool-calling record curation scans
+            if call.get("type", "function") != "function":
+                return NOT_FUNCTION_CALL
+        if not view.tools:
             return NO_TOOLS
         return None
     if workload_type == "classification":
         if calls:
             return HAS_TOOL_CALL
-        if classification_label(message.get("content")) is None:
+        if classification_label(view.teacher_content) is None:
             return NO_LABEL
     return None
 
 
-def user_texts(record: Record) -> list[str]:
+def user_texts(view: RecordView) -> list[str]:
     """Texts of the user messages of the request, in order (empty ones skipped)."""
     out = []
-    for message in record["request"]["messages"]:
+    for message in view.messages:
         if message.get("role") == "user":
-            text = _text(message.get("content"))
+            content = message.get("content")
+            text = content if type(content) is str else content_text(content)  # the common case inline
             if text:
                 out.append(text)
     return out

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import TypedDict
 
 from flywheel.errors import DataError
 
 #: Share of format-valid records that must carry the evidence for ``auto`` to pick a type.
 MAJORITY = 0.5
+
+
+class EvidenceSummary(TypedDict):
+    """:class:`WorkloadEvidence` for the manifest: its counts, the two shares and the majority they are held to."""
+
+    records_examined: int
+    with_tool_calls: int
+    with_label: int
+    tool_call_share: float
+    label_share: float
+    majority_threshold: float
 
 
 @dataclass
@@ -35,10 +46,12 @@ class WorkloadEvidence:
         """Share of records whose teacher answer carries a ``[[label]]`` (and no tool call)."""
         return self.with_label / self.records_examined if self.records_examined else 0.0
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> EvidenceSummary:
         """Evidence for the manifest."""
         return {
-            **asdict(self),
+            "records_examined": self.records_examined,
+            "with_tool_calls": self.with_tool_calls,
+            "with_label": self.with_label,
             "tool_call_share": round(self.tool_call_share, 6),
             "label_share": round(self.label_share, 6),
             "majority_threshold": MAJORITY,

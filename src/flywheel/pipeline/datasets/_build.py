@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
@@ -23,8 +21,9 @@ from sqlalchemy import Engine
 from flywheel.backends._types import EmbeddingBackend
 from flywheel.config import CurationConfig, DataSplitConfig, EvaluationConfig, ICLConfig
 from flywheel.errors import DataError
-from flywheel.ids import new_id
+from flywheel.ids import new_id, safe_name
 from flywheel.pipeline.curate import finish_curation, scan_records, stream_records
+from flywheel.pipeline.datasets._manifest import DatasetManifest
 from flywheel.pipeline.datasets._write import (
     SPLITS,
     Writer,
@@ -33,7 +32,7 @@ from flywheel.pipeline.datasets._write import (
     scan_parallel,
     write_datasets,
 )
-from flywheel.pipeline.icl import Tokenizer, build_icl_records, embedder_from_config
+from flywheel.pipeline.icl import ICLSummary, Tokenizer, build_icl_records, embedder_from_config
 from flywheel.pipeline.split import check_raw_count, check_selected_count, split_records
 
 MANIFEST_VERSION = 1
@@ -51,7 +50,7 @@ class DatasetBuild:
     """What :func:`build_datasets` produced: the manifest (also written as ``manifest.json``) and the file paths."""
 
     out_dir: Path
-    manifest: dict[str, Any]
+    manifest: DatasetManifest
     paths: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -60,19 +59,9 @@ class DatasetBuild:
         return self.out_dir / "manifest.json"
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "_"
-
-
 def dataset_dir(home: Path, workload_id: str, client_id: str, build_id: str | None = None) -> Path:
     """``{home}/datasets/{workload_id}/{client_id}/{build_id}`` with unsafe characters replaced."""
-    return Path(home) / "datasets" / _safe(workload_id) / _safe(client_id) / (build_id or new_id())
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Load a JSONL artifact (e.g. ``build.paths["icl_eval"]``) into a list of records."""
-    with open(path, "rb") as fh:
-        return [orjson.loads(line) for line in fh if line.strip()]
+    return Path(home) / "datasets" / safe_name(workload_id) / safe_name(client_id) / (build_id or new_id())
 
 
 @contextmanager
@@ -231,7 +220,7 @@ def build_datasets(
 
     # 8. ICL eval set.
     t0 = time.perf_counter()
-    icl_stats: dict[str, Any] = {"selection": icl.example_selection, "skipped": not with_icl}
+    icl_stats: ICLSummary = {"selection": icl.example_selection, "skipped": not with_icl}
     if with_icl:
         if (
             embedder is None
@@ -252,7 +241,7 @@ def build_datasets(
     timings["total"] = time.perf_counter() - started
 
     classes = result.class_counts(cur.labels)
-    manifest: dict[str, Any] = {
+    manifest: DatasetManifest = {
         "manifest_version": MANIFEST_VERSION,
         "workload_id": workload_id,
         "client_id": client_id,

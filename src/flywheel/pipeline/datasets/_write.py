@@ -33,6 +33,7 @@ from flywheel.pipeline.curate import (
     stream_records,
 )
 from flywheel.pipeline.datasets._format import to_eval_record, to_training_example
+from flywheel.pipeline.datasets._manifest import Artifact
 
 EVAL, TRAIN, VAL = 0, 1, 2
 SPLITS = ("eval", "train", "val")
@@ -63,7 +64,7 @@ class Writer:
             self._fh.write(chunk)
             self._buffer.clear()
 
-    def close(self) -> dict[str, Any]:
+    def close(self) -> Artifact:
         """Flush and close; return ``{"path", "records", "sha256"}``."""
         self._flush()
         self._fh.close()
@@ -97,7 +98,7 @@ class RangeResult:
     eval_records: list[dict[str, Any]] = field(default_factory=list)
     pool: list[dict[str, Any]] = field(default_factory=list)
     masked: Counter[str] = field(default_factory=Counter)
-    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    parts: dict[str, Artifact] = field(default_factory=dict)
 
 
 def _changed(job: RangeJob) -> DataError:
@@ -123,27 +124,32 @@ def write_range(engine: Engine, job: RangeJob) -> RangeResult:
             start_at=job.start_at,
         )
         seen = 0
+        # Locals, and Python ints rather than numpy scalars: this loop runs once per streamed row.
+        row_ids, codes = job.row_ids, job.codes.tolist()
+        parse, mask, workload_type = job.parse_arguments, job.mask, job.workload_type
+        start, pool_positions = job.start, job.pool_positions
+        eval_writer, train_writer, val_writer = writers["eval"], writers["train"], writers["val"]
         for offset, (row_id, data) in enumerate(rows):
             seen += 1
-            if row_id != job.row_ids[offset]:
+            if row_id != row_ids[offset]:
                 raise _changed(job)
-            which = job.codes[offset]
+            which = codes[offset]
             if which < 0:
                 continue
             record = orjson.loads(data)  # validated in the first pass; only argument parsing is redone
-            if job.parse_arguments:
+            if parse:
                 record = parse_arguments(record)
-            if job.mask:
+            if mask:
                 record = mask_record(record, out.masked)
             if which == EVAL:
                 eval_record = to_eval_record(record)
                 out.eval_records.append(eval_record)
-                writers["eval"].write(eval_record)
+                eval_writer.write(eval_record)
             else:
-                writers["train" if which == TRAIN else "val"].write(
-                    to_training_example(record, job.workload_type)
+                (train_writer if which == TRAIN else val_writer).write(
+                    to_training_example(record, workload_type)
                 )
-                if job.start + offset in job.pool_positions:
+                if start + offset in pool_positions:
                     out.pool.append(record)
         rows.close()
         if seen != len(job.row_ids):
@@ -168,7 +174,7 @@ def _run_in_worker(job: RangeJob) -> RangeResult:
     return write_range(_WORKER_ENGINE, job)
 
 
-def _concat(parts: list[dict[str, Any]], target: Path) -> dict[str, Any]:
+def _concat(parts: list[Artifact], target: Path) -> Artifact:
     target.parent.mkdir(parents=True, exist_ok=True)
     if len(parts) == 1:
         os.replace(parts[0]["path"], target)
@@ -210,7 +216,7 @@ def write_datasets(
     workload_type: str,
     targets: dict[str, Path],
     workers: int,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Counter[str], dict[str, dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Counter[str], dict[str, Artifact]]:
     """Write eval / train / val; return ``(eval_records, icl_pool, masked_counts, artifacts)``."""
     total = len(row_ids)
     workers = max(1, min(workers, total))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flywheel.backends._types import ChatRequest, Generation, Message
+from flywheel.pipeline.records import RecordView, response_message
 
 
 @dataclass(frozen=True)
@@ -47,35 +48,25 @@ def _as_answer(message: Any) -> Answer:
 
 def answer_from_response(response: Any) -> Answer:
     """The first choice's message of an OpenAI ChatCompletion (dict); an empty answer if there is none."""
-    if not isinstance(response, Mapping):
-        return Answer()
-    choices = response.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-        return Answer()
-    return _as_answer(choices[0].get("message"))
+    return _as_answer(response_message(response))
 
 
 def teacher_answer(record: Mapping[str, Any]) -> Answer:
     """The teacher's logged answer: ``record["response"]["choices"][0]["message"]``."""
-    return answer_from_response(record.get("response"))
+    return _as_answer(RecordView(record).teacher_message)
 
 
 def prompt_messages(record: Mapping[str, Any]) -> list[Message]:
-    """The logged request's messages (empty list if absent)."""
-    request = record.get("request")
-    if not isinstance(request, Mapping):
-        return []
-    messages = request.get("messages")
-    return list(messages) if isinstance(messages, list) else []
+    """The logged request's messages (a new list; empty if absent)."""
+    return list(RecordView(record).messages)
 
 
 def record_id(record: Mapping[str, Any], index: int) -> str:
     """A stable reference to an eval record: its ``record_id``/``id`` field, else a hash of its request."""
-    for key in ("record_id", "id", "_id"):
-        value = record.get(key)
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            return str(value)
-    request = record.get("request")
+    own = RecordView(record).record_id
+    if own is not None:
+        return own
+    request = record.get("request")  # hashed as logged, whatever its shape
     if request is None:
         return f"#{index}"
     digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
@@ -84,15 +75,8 @@ def record_id(record: Mapping[str, Any], index: int) -> str:
 
 def teacher_usage(record: Mapping[str, Any]) -> tuple[int | None, int | None]:
     """``(prompt_tokens, completion_tokens)`` the teacher's response logged, or ``None`` where missing."""
-    response = record.get("response")
-    usage = response.get("usage") if isinstance(response, Mapping) else None
-    if not isinstance(usage, Mapping):
-        return None, None
-
-    def _int(value: Any) -> int | None:
-        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-    return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+    view = RecordView(record)
+    return view.prompt_tokens, view.completion_tokens
 
 
 def answer_from_generation(generation: Generation) -> Answer:
@@ -152,11 +136,7 @@ def candidate_requests(
     """
     out = []
     for i, record in enumerate(eval_records):
-        request = record.get("request") if isinstance(record.get("request"), Mapping) else {}
-        assert isinstance(request, Mapping)
-        tools = (
-            request.get("tools") if isinstance(request.get("tools"), list) and request.get("tools") else None
-        )
+        tools = RecordView(record).tools or None
         out.append(
             ChatRequest(
                 messages=prompt_messages(record),

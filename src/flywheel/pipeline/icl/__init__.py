@@ -16,12 +16,19 @@ from flywheel.pipeline.icl._examples import (
     uniform_bins,
 )
 from flywheel.pipeline.icl._index import VectorIndex
-from flywheel.pipeline.icl._select import ICLStats, build_icl_records, relevance_coverage, uniform_groups
+from flywheel.pipeline.icl._select import (
+    ICLStats,
+    ICLSummary,
+    build_icl_records,
+    relevance_coverage,
+    uniform_groups,
+)
 
 __all__ = [
     "DEFAULT_INTRO",
     "Example",
     "ICLStats",
+    "ICLSummary",
     "Tokenizer",
     "VectorIndex",
     "available_tokens",

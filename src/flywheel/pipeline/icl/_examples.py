@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from flywheel.pipeline.records import RecordView, content_text, with_messages
 
 Record = dict[str, Any]
 #: Counts the tokens of a text: returns an int, or a sequence of token ids (its length is used).
@@ -37,49 +38,32 @@ def count_tokens(text: str, tokenizer: Tokenizer | None = None) -> int:
     return n + n * 20 // 100
 
 
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return str(content)
-
-
 def teacher_tool_name(record: Record) -> str:
     """Name of the first tool the teacher called, else ``no_tool``."""
-    try:
-        calls = record["response"]["choices"][0]["message"].get("tool_calls")
-        if calls:
-            name = calls[0]["function"]["name"]
-            return name if isinstance(name, str) else NO_TOOL
-    except (KeyError, IndexError, TypeError, AttributeError):
-        pass
-    return NO_TOOL
+    name = RecordView(record).teacher_tool_name
+    return name if name is not None else NO_TOOL
 
 
 def last_user_query(record: Record) -> str | None:
     """Text of the last user message of the request (None when there is none)."""
-    for message in reversed(record.get("request", {}).get("messages", [])):
+    for message in reversed(RecordView(record).messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            text = _content_text(message.get("content"))
+            text = content_text(message.get("content"))
             return text or None
     return None
 
 
 def format_example(record: Record) -> str:
     """A train record as a worked example: the conversation, then the teacher's answer (and tool calls)."""
+    view = RecordView(record)
     parts = ["For example, if the conversation looks like this:\n"]
-    for message in record["request"]["messages"]:
-        parts.append(f"{message.get('role', 'user')}: {_content_text(message.get('content'))}\n\n")
-    answer = record["response"]["choices"][0]["message"]
+    for message in view.messages:
+        parts.append(f"{message.get('role', 'user')}: {content_text(message.get('content'))}\n\n")
+    answer = view.teacher_message
     parts.append("\nThen you'll respond with:\n")
-    parts.append(f"{answer.get('role', 'assistant')}: {_content_text(answer.get('content'))}")
-    if answer.get("tool_calls"):
-        calls = orjson.dumps(answer["tool_calls"], option=orjson.OPT_INDENT_2).decode()
+    parts.append(f"{answer.get('role', 'assistant')}: {content_text(answer.get('content'))}")
+    if view.teacher_tool_calls:
+        calls = orjson.dumps(view.teacher_tool_calls, option=orjson.OPT_INDENT_2).decode()
         parts.append(f"\nTool calls:\n{calls}")
     return "".join(parts)
 
@@ -135,17 +119,17 @@ def fit_examples(groups: dict[str, list[Example]], available: int, max_examples:
 
 
 def inject_examples(record: Record, examples: Sequence[Example], intro: str = DEFAULT_INTRO) -> Record:
-    """A copy of the eval record whose system message starts with the intro and the examples."""
+    """A copy of the eval record whose system message starts with the intro and the examples (the record itself is
+    left as it is; the copy shares its unchanged parts)."""
     if not examples:
         return record
-    out = copy.deepcopy(record)
     block = intro + "\n\n" + "\n\n".join(e.text for e in examples)
-    messages = out["request"]["messages"]
-    for message in messages:
+    messages = list(RecordView(record).messages)
+    for i, message in enumerate(messages):
         if message.get("role") == "system":
-            old = _content_text(message.get("content"))
-            message["content"] = f"{block}\n\n{old}" if old else block
+            old = content_text(message.get("content"))
+            messages[i] = {**message, "content": f"{block}\n\n{old}" if old else block}
             break
     else:
         messages.insert(0, {"role": "system", "content": block})
-    return out
+    return with_messages(record, messages)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -25,6 +25,26 @@ from flywheel.pipeline.icl._examples import (
 from flywheel.pipeline.icl._index import VectorIndex
 
 
+class _ICLSelection(TypedDict):
+    selection: str
+
+
+# ``total=False`` on a subclass rather than ``NotRequired``: under ``from __future__ import annotations`` Python 3.11
+# cannot see ``NotRequired`` in the string annotations, and ``__required_keys__`` would be wrong at run time.
+class ICLSummary(_ICLSelection, total=False):
+    """What the few-shot step did, for the manifest (:meth:`ICLStats.as_dict`); only ``selection`` and
+    ``skipped: true`` when the step did not run."""
+
+    skipped: bool
+    records: int
+    with_examples: int
+    examples_injected: int
+    mean_examples: float
+    below_min_examples: int
+    no_budget: int
+    pool_size: int
+
+
 @dataclass
 class ICLStats:
     """What the few-shot step did, for the manifest."""
@@ -38,7 +58,7 @@ class ICLStats:
     pool_size: int = 0
     groups: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ICLSummary:
         """Stats for the manifest."""
         return {
             "selection": self.selection,

@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 Basis = Literal["prices", "parameters"]
 
@@ -89,6 +89,16 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+class CostJSON(TypedDict):
+    """:class:`Cost` as JSON (in the report's ``cost`` entries)."""
+
+    value: float | None
+    basis: Basis | None
+    unit: str | None
+    formula: str | None
+    reason: str | None
+
+
 @dataclass(frozen=True)
 class Cost:
     """A cost per 1M requests on one basis, or the reason it could not be estimated."""
@@ -99,7 +109,7 @@ class Cost:
     formula: str | None
     reason: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> CostJSON:
         return {
             "value": self.value,
             "basis": self.basis,

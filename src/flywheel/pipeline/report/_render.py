@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
+
+from flywheel.pipeline.report._cost import CostJSON
+from flywheel.pipeline.report._shapes import Metric, Report, ReportCustomization
 
 
 def _num(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def format_metric(metric: Mapping[str, Any] | None, digits: int = 3) -> str:
+def format_metric(metric: Metric | Mapping[str, Any] | None, digits: int = 3) -> str:
     """``0.850 [0.775, 0.916]``, ``not computed``, or ``—`` when there is no metric."""
     if not metric:
         return "—"
@@ -23,18 +26,19 @@ def format_metric(metric: Mapping[str, Any] | None, digits: int = 3) -> str:
     return text
 
 
-def _value(metric: Mapping[str, Any] | None, digits: int) -> str:
+def _value(metric: Metric | None, digits: int) -> str:
     """Just the point estimate of a usage figure (its interval is in the JSON report)."""
     if not metric or metric.get("status") != "computed" or metric.get("value") is None:
         return "—"
     return f"{metric['value']:.{digits}f}"
 
 
-def format_cost(cost: Mapping[str, Any] | None) -> str:
+def format_cost(cost: CostJSON | None) -> str:
     """``$1,234.56`` / ``12.3 PFLOP`` / ``—``."""
-    if not cost or cost.get("value") is None:
+    amount = cost.get("value") if cost else None
+    if cost is None or amount is None:
         return "—"
-    value = float(cost["value"])
+    value = float(amount)
     if cost.get("unit") == "USD":
         return f"${value:,.2f}"
     return f"{value:,.1f} PFLOP"
@@ -53,8 +57,9 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
-    """A self-contained Markdown document of ``report`` (from :func:`build_report`)."""
+def render_markdown(report: Report | Mapping[str, Any]) -> str:
+    """A self-contained Markdown document of ``report`` (from :func:`build_report`, or its JSON from the API)."""
+    report = cast(Report, report)  # a plain dict of the JSON reads as the Report it was serialised from
     metric = report["primary_metric"]
     rec = report["recommendation"]
     lines = [
@@ -140,8 +145,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append(f"Parameters × tokens (default): {formulas['parameters']}.")
     lines += [f"- {note}" for note in report.get("notes") or []]
 
-    trainings = [
-        (c["model_name"], c["customization"]) for c in report["candidates"] if c.get("customization")
+    trainings: list[tuple[str, ReportCustomization]] = [
+        (c["model_name"], custom) for c in report["candidates"] if (custom := c.get("customization"))
     ]
     if trainings:
         lines += ["", "## Training", ""]
@@ -159,7 +164,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             ],
         )
 
-    stats = report.get("dataset_stats") or {}
+    stats = report.get("dataset_stats")
     if stats:
         counts = stats.get("counts") or {}
         splits = stats.get("splits") or {}
