@@ -49,7 +49,7 @@ def test_migration_names_are_append_only_and_ordered() -> None:
 
     versions = Path(flywheel.store.__file__).parent / "migrations" / "versions"
     names = sorted(p.stem for p in versions.glob("[0-9]*.py"))
-    assert names[:2] == ["0001_log_records", "0002_jobs"]
+    assert names[:3] == ["0001_log_records", "0002_jobs", "0003_quarantine_raw_hash"]
     assert [int(n.split("_")[0]) for n in names] == list(range(1, len(names) + 1))
 
 
@@ -59,3 +59,43 @@ def test_unreachable_postgres_gives_a_clear_error_without_password() -> None:
         migrate(engine)
     assert "hunter2" not in str(info.value)
     assert "FLYWHEEL_DATABASE_URL" in str(info.value)
+
+
+def test_quarantine_has_a_unique_key_per_source_and_input(store_url: str) -> None:
+    engine = connect(store_url)
+    migrate(engine)
+    unique = {
+        tuple(ix["column_names"]) for ix in inspect(engine).get_indexes("quarantined_records") if ix["unique"]
+    }
+    assert ("raw_hash",) in unique
+    engine.dispose()
+
+
+def test_0003_keeps_quarantine_rows_written_before_it(store_url: str) -> None:
+    """Rows from before the key get NULL, which the unique index does not compare: old duplicates do not block the
+    migration, and new rows are deduplicated from then on."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    engine = connect(store_url)
+    migrate(engine, "0002_jobs")
+    row = "('file:/logs.jsonl', 1, 'not valid JSON', '{broken', 1.0)"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO quarantined_records (source, line_number, reason, raw, created_at) "
+                f"VALUES {row}, {row}"
+            )
+        )
+    migrate(engine)
+    assert current_revision(engine) == "0003_quarantine_raw_hash"
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT raw_hash FROM quarantined_records")).scalars().all() == [None, None]
+        insert = text(
+            "INSERT INTO quarantined_records (source, line_number, reason, raw, created_at, raw_hash) "
+            "VALUES ('api', NULL, 'r', 'x', 1.0, 'q1:same')"
+        )
+        conn.execute(insert)
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert)
+    engine.dispose()

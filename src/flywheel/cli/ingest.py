@@ -34,18 +34,30 @@ def _progress_bar(enabled: bool) -> tuple[Any, Callable[[int, int], None] | None
 
 
 def _print_report(report: dict[str, Any], as_json: bool) -> None:
+    from flywheel.pipeline.ingest import NOT_UTF8_REASON
+
     if as_json:
         report = {k: v for k, v in report.items() if k != "errors"}
         click.echo(json.dumps(report))
-        return
-    click.echo(
-        f"{report['accepted']} records stored, {report['duplicates']} duplicates skipped, "
-        f"{report['quarantined']} quarantined ({report['seconds']} s)."
-    )
-    for reason, count in report["quarantine_reasons"].items():
-        click.echo(f"  quarantined {count:>8} × {reason}")
-    if report["quarantined"]:
-        click.echo(f"Quarantined lines are kept in the store (ingestion {report['ingestion_id']}).")
+    else:
+        click.echo(
+            f"{report['accepted']} records stored, {report['duplicates']} duplicates skipped, "
+            f"{report['quarantined']} quarantined ({report['seconds']} s)."
+        )
+        for reason, count in report["quarantine_reasons"].items():
+            click.echo(f"  quarantined {count:>8} × {reason}")
+        if report["quarantined"]:
+            click.echo(
+                f"Quarantined lines are kept in the store, each once per file (ingestion {report['ingestion_id']}); "
+                "see them with `flywheel quarantine list`."
+            )
+        if NOT_UTF8_REASON in report["quarantine_reasons"]:
+            click.echo(
+                "hint: some lines are not UTF-8 text. Convert the file to UTF-8 (e.g. `iconv -f WINDOWS-1252 "
+                "-t UTF-8 FILE > FILE.utf8.jsonl`) and ingest it again; stored records are skipped as duplicates."
+            )
+    if report.get("error"):
+        click.echo(f"error: {report['error']}", err=True)
 
 
 @click.command()
@@ -74,7 +86,9 @@ def ingest(
     """Store logged request/response records from PATH (JSONL or JSONL.gz).
 
     Every valid line is stored once (re-ingesting is a no-op); every bad line is quarantined with its line number
-    and reason. Exits 0 when the file was processed, even with quarantined lines.
+    and reason (once, however often the file is ingested). Exits 0 when the file was read to its end, even with
+    quarantined lines; 1 when reading stopped part-way (a truncated or corrupt gzip file), after storing and
+    counting what came before; 2 when nothing could be ingested (no such file, not UTF-8 text).
     """
     from flywheel.pipeline.ingest import ingest_file
     from flywheel.store import open_store
@@ -107,3 +121,5 @@ def ingest(
     finally:
         engine.dispose()
     _print_report(report.as_dict(), as_json)
+    if report.error:
+        ctx.exit(1)

@@ -53,6 +53,14 @@ quarantined_records = Table(
     Column("reason", Text, nullable=False),
     Column("raw", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column(
+        "raw_hash",
+        String(80),
+        nullable=True,
+        doc="Identity of the input within its source (hash of source and raw input): re-ingesting the same bad "
+        "line adds no row. NULL on rows written before migration 0003.",
+    ),
+    Index("ux_quarantined_records_raw_hash", "raw_hash", unique=True),
 )
 
 #: One ingestion call (a file, an API request, an SDK batch, an Elasticsearch import) and its counts.

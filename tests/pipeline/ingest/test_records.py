@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from factories import chat_record
@@ -112,3 +113,61 @@ def test_cli_ids_override_the_records_own() -> None:
     assert isinstance(result, PreparedRecord)
     assert (result.workload_id, result.client_id) == ("b", "c")
     assert '"workload_id":"b"' in result.data
+
+
+# -- store limits: the same rules on every store, checked before anything is written ---------------------------
+
+
+def _nested(depth: int) -> list[object]:
+    """``depth`` levels of arrays, the innermost empty (``[[[]]]`` is 3)."""
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_a_record_nested_deeper_than_hashing_allows_is_rejected_not_raised() -> None:
+    # The record is level 1, "extra" level 2: the innermost array is at level 2 + depth - 1.
+    deep = prepare_record(chat_record(extra=_nested(300)), now=NOW)
+    assert deep == Rejection("nested too deeply", "more than 254 levels of objects and arrays")
+    just_fits = prepare_record(chat_record(extra=_nested(253)), now=NOW)  # 254 levels in all
+    assert isinstance(just_fits, PreparedRecord)
+    assert isinstance(prepare_record(chat_record(extra=_nested(254)), now=NOW), Rejection)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("workload_id", "w" * 256, "workload_id too long"),
+        ("client_id", "c" * 1000, "client_id too long"),
+        ("workload_id", "news\x00classifier", "workload_id contains NUL"),
+        ("client_id", "\x00", "client_id contains NUL"),
+    ],
+)
+def test_ids_the_postgresql_columns_cannot_hold_are_rejected(field: str, value: str, reason: str) -> None:
+    result = prepare_record(chat_record(**{field: value}), now=NOW)
+    assert isinstance(result, Rejection) and result.reason == reason
+
+
+def test_ids_of_exactly_the_column_width_are_accepted() -> None:
+    result = prepare_record(chat_record(workload_id="w" * 255, client_id="é" * 255), now=NOW)
+    assert isinstance(result, PreparedRecord)
+
+
+def test_a_record_larger_than_the_limit_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flywheel.pipeline.ingest import _limits
+
+    monkeypatch.setattr(_limits, "MAX_RECORD_BYTES", 2000)
+    big = prepare_record(chat_record("x" * 3000), now=NOW)
+    assert isinstance(big, Rejection) and big.reason == "record too large"
+    raw = orjson.dumps(chat_record("é" * 600)).decode()  # 600 characters, 1200 bytes: under the limit
+    assert isinstance(prepare_record(orjson.loads(raw), raw=raw, now=NOW), PreparedRecord)
+    raw = orjson.dumps(chat_record("é" * 1100)).decode()  # under 2000 characters, over 2000 bytes
+    large = prepare_record(orjson.loads(raw), raw=raw, now=NOW)
+    assert isinstance(large, Rejection) and large.reason == "record too large"
+
+
+def test_sdk_values_json_cannot_hold_are_rejected() -> None:
+    for bad in ({1, 2}, 2**70, "\ud800"):
+        result = prepare_record(chat_record(extra=bad), now=NOW)
+        assert isinstance(result, Rejection) and result.reason == "not serializable as JSON", bad

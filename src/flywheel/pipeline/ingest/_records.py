@@ -6,6 +6,7 @@ The reference's loader format — ``{"messages": [...], "tools": [...]}`` whose 
 into such a record when the workload and client ids are given.
 
 Functions here are pure: they return a :class:`PreparedRecord` or a :class:`Rejection`, never raise for bad input.
+A record that passes is within every store's limits (:mod:`flywheel.pipeline.ingest._limits`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from flywheel.pipeline.ingest import _limits
 
 #: Version prefix of record identities; bump it if the hashing rule ever changes.
 HASH_VERSION = "h1"
@@ -53,6 +56,8 @@ def record_hash(record: dict[str, Any]) -> str:
 
     ``h1:`` + the first 192 bits of SHA-256 over the key-sorted JSON, URL-safe base64 (35 characters). The short
     form keeps the store's unique index small, which is what bounds SQLite ingestion speed on large stores.
+    Raises ``orjson.JSONEncodeError`` (a ``TypeError``) for a record JSON cannot hold or nested deeper than
+    orjson's 254 levels; :func:`prepare_record` turns that into a :class:`Rejection`.
     """
     canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     return f"{HASH_VERSION}:{base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()[:24]).decode()}"
@@ -109,7 +114,7 @@ def _check_request_response(record: dict[str, Any]) -> Rejection | None:
 
 def _id_field(record: dict[str, Any], key: str, override: str | None) -> str | Rejection:
     if override is not None:
-        return override
+        return override  # checked once by the caller (check_overrides)
     value = record.get(key)
     if value is None:
         return Rejection(f"missing {key}")
@@ -117,7 +122,7 @@ def _id_field(record: dict[str, Any], key: str, override: str | None) -> str | R
         return Rejection(f"{key} is not a string", f"got {type(value).__name__}")
     if not value.strip():
         return Rejection(f"empty {key}")
-    return value
+    return _limits.check_id(key, value) or value
 
 
 def loader_line_to_record(
@@ -178,7 +183,10 @@ def prepare_record(
     if obj.get("workload_id") != wid or obj.get("client_id") != cid:
         obj = {**obj, "workload_id": wid, "client_id": cid}
         modified = True
-    identity = record_hash(obj)
+    try:
+        identity = record_hash(obj)
+    except TypeError as exc:  # orjson.JSONEncodeError: too deep, or not JSON (SDK objects)
+        return _limits.unserializable(exc)
     if "timestamp" in obj and obj["timestamp"] is not None:
         ts = parse_timestamp(obj["timestamp"])
         if isinstance(ts, Rejection):
@@ -187,5 +195,14 @@ def prepare_record(
         ts = now
         obj = {**obj, "timestamp": now}
         modified = True
-    data = raw if (raw is not None and not modified) else orjson.dumps(obj).decode()
+    if raw is not None and not modified:
+        data = raw
+        # Characters are at most 4 bytes: only a text that might be over the limit is measured in bytes.
+        if len(raw) * 4 > _limits.MAX_RECORD_BYTES and len(raw.encode()) > _limits.MAX_RECORD_BYTES:
+            return _limits.too_large(len(raw.encode()))
+    else:
+        encoded = orjson.dumps(obj)
+        if len(encoded) > _limits.MAX_RECORD_BYTES:
+            return _limits.too_large(len(encoded))
+        data = encoded.decode()
     return PreparedRecord(identity, wid, cid, ts, data)

@@ -15,11 +15,11 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine
 
 from flywheel.config import redact_url
 from flywheel.errors import BackendError, DataError, MissingDependencyError
+from flywheel.pipeline.ingest._ingest import item_text
 from flywheel.pipeline.ingest._records import Rejection, prepare_record
 from flywheel.pipeline.ingest._sink import IngestReport, RecordSink
 
@@ -180,10 +180,9 @@ def _ingest_hits(
             continue  # the server's match was looser than an exact id (text-mapped field): not part of this import
         result = prepare_record(doc, now=now) if doc is not None else Rejection("document has no _source")
         if isinstance(result, Rejection):
-            raw = orjson.dumps(doc if doc is not None else hit, default=str).decode()
-            sink.reject(index, result, raw, None, now)
+            sink.reject(index, result, item_text(doc if doc is not None else hit), None, now)
         else:
-            sink.add(result, now)
+            sink.add(result, now, index)
         index += 1
         if index % page_size == 0:
             now = time.time()
