@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,7 +31,8 @@ REDIS_URL = os.environ.get("FLYWHEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 
 
 class CeleryHarness:
-    def __init__(self, tmp_path: Path, db_url: str, home: Path) -> None:
+    def __init__(self, tmp_path: Path, db_url: str, home: Path, redis_url: str = REDIS_URL) -> None:
+        self.redis_url = redis_url
         self.prefix = f"flywheel-test-{uuid.uuid4().hex[:8]}:"
         config = {
             "nims": [{"model_name": "tiny", "backend": "slow-scripted", "customization_enabled": True}],
@@ -45,7 +48,7 @@ class CeleryHarness:
             "FLYWHEEL_CONFIG": str(self.config_path),
             "FLYWHEEL_DATABASE_URL": db_url,
             "FLYWHEEL_HOME": str(home),
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": redis_url,
             "PYTHONPATH": os.pathsep.join(sys.path),
         }
         self.settings = Settings.load(self.config_path, env=self.env)
@@ -90,10 +93,13 @@ class CeleryHarness:
                 proc.wait()
         import redis
 
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(f"{self.prefix}*"))
-        if keys:
-            client.delete(*keys)
+        try:
+            client = redis.Redis.from_url(self.redis_url)
+            keys = list(client.scan_iter(f"{self.prefix}*"))
+            if keys:
+                client.delete(*keys)
+        except redis.RedisError:  # a test's private Redis may be gone already
+            pass
         self.engine.dispose()
 
 
@@ -140,3 +146,81 @@ def test_a_worker_killed_mid_training_is_recovered_by_another(celery: CeleryHarn
     assert steps["customization:tiny"]["attempts"] == 2
     assert steps["base-eval:tiny"]["attempts"] == 1  # finished work is not redone
     assert detail["nims"][0]["customizations"][0]["status"] == "completed"
+
+
+class PrivateRedis:
+    """A Redis server of this test's own on a free loopback port, with no persistence — so restarting it loses every
+    queued message, as a restarted production Redis without persistence does."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = tmp_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        self.proc = subprocess.Popen(args, cwd=self.dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return
+            except redis.RedisError:
+                assert time.monotonic() < deadline, "the private Redis did not start"
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
+def test_a_job_finishes_after_redis_restarts_and_loses_its_next_message(
+    tmp_path: Path, postgres_url: str, home: Path
+) -> None:
+    register_slow_scripted(0.0)
+    broker = PrivateRedis(tmp_path)
+    broker.start()
+    celery = CeleryHarness(tmp_path, postgres_url, home, redis_url=broker.url)
+    recovery = None
+    try:
+        ingest_objects(celery.engine, classification_logs(60), source="test")
+        celery.start_worker(step_s=0.05)
+        job_id = celery.submit()
+
+        def training(detail: dict[str, Any]) -> bool:
+            customs = detail["nims"][0]["customizations"]
+            return bool(customs) and customs[0]["steps_completed"] >= 2
+
+        celery.wait(job_id, training)
+        broker.kill()  # the worker finishes the step, but cannot send the job's next message
+        celery.wait(job_id, lambda d: d["nims"][0]["customizations"][0]["status"] == "completed")
+        time.sleep(1.0)
+        broker.start()  # empty: the next message is gone
+        # the API side's recovery loop notices the idle job and sends it again
+        recovery = CeleryExecutor(celery.settings, celery.engine)
+        detail = celery.wait(job_id, finished, timeout=120)
+        assert detail["status"] == "completed", detail
+        steps = {s["name"]: s for s in detail["steps"]}
+        assert steps["customization:tiny"]["attempts"] == 1  # finished work is not redone
+    finally:
+        if recovery is not None:
+            recovery.stop()
+        celery.close()
+        broker.kill()

@@ -28,6 +28,7 @@ from flywheel import __version__
 from flywheel.backends.registry import backend_roles, build_merge_backend
 from flywheel.errors import BackendError, ConflictError, DataError, NotFoundError
 from flywheel.pipeline.export._card import render_card
+from flywheel.pipeline.report import CandidateDetail, CustomizationDetail, JobDetail
 
 #: The files of a PEFT LoRA adapter that are exported (what ``PeftModel.from_pretrained`` reads).
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -47,7 +48,7 @@ _JOB_KEYS = ("id", "workload_id", "client_id", "status", "started_at", "finished
 class JobReader(Protocol):
     """What export reads of a job; :class:`flywheel.service.jobs.JobRepository` provides it."""
 
-    def detail(self, job_id: str) -> dict[str, Any]:
+    def detail(self, job_id: str) -> JobDetail:
         """The job in the reference's detail shape (``nims[].evaluations[]``, ``customizations[]``)."""
         ...
 
@@ -101,11 +102,11 @@ class ExportResult:
 class _Located:
     """A finished job's candidate whose adapter can be exported."""
 
-    detail: dict[str, Any]
+    detail: JobDetail
     config: dict[str, Any]
     nim_config: dict[str, Any]
-    nim_detail: dict[str, Any]
-    customization: dict[str, Any]
+    nim_detail: CandidateDetail
+    customization: CustomizationDetail
     adapter_dir: Path
 
 
@@ -215,7 +216,7 @@ def _locate(jobs: JobReader, job_id: str, candidate: str) -> _Located:
 
 
 def _not_fine_tuned(
-    job_id: str, candidate: str, nim_config: dict[str, Any], attempts: list[dict[str, Any]]
+    job_id: str, candidate: str, nim_config: dict[str, Any], attempts: list[CustomizationDetail]
 ) -> str:
     if not attempts:
         return (

@@ -85,7 +85,10 @@ async def list_jobs(
 @router.get("/jobs/{job_id}", summary="A flywheel run in detail", responses=error_responses(404))
 async def get_job(job_id: JobId, request: Request) -> dict[str, Any]:
     """The reference's job detail (``nims[].evaluations[].scores``…) plus n, intervals, usage and dataset stats."""
-    return await run_in_threadpool(_repo(request).detail, job_id)
+    detail = await run_in_threadpool(_repo(request).detail, job_id)
+    return dict(
+        detail
+    )  # a plain mapping: a TypedDict return type would become a response model that drops keys
 
 
 @router.post(

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from flywheel.pipeline.datasets import DatasetStats
+from flywheel.pipeline.report import CandidateDetail, CustomizationDetail, EvaluationDetail, JobDetail
 from flywheel.service.jobs._rows import JobRow, loads
 
 
@@ -36,10 +38,10 @@ def list_item(row: Any) -> dict[str, Any]:
 
 def job_detail(
     row: JobRow, cands: Sequence[Any], evals: Sequence[Any], customs: Sequence[Any], steps: Sequence[Any]
-) -> dict[str, Any]:
+) -> JobDetail:
     """The job in the reference's ``JobDetailResponse`` shape, extended with n / intervals / usage."""
     config = row.config
-    nims = []
+    nims: list[CandidateDetail] = []
     for cand in cands:
         nims.append(
             {
@@ -91,7 +93,7 @@ def job_detail(
     }
 
 
-def dataset_stats(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+def dataset_stats(manifest: dict[str, Any] | None) -> DatasetStats | None:
     """Counts at each curation step, rejection reasons and class distribution per split, from the manifest."""
     if not manifest:
         return None
@@ -108,7 +110,7 @@ def dataset_stats(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _evaluation(e: Any) -> dict[str, Any]:
+def _evaluation(e: Any) -> EvaluationDetail:
     result = loads(e.result, {}) or {}
     return {
         "eval_type": e.eval_type,
@@ -129,7 +131,7 @@ def _evaluation(e: Any) -> dict[str, Any]:
     }
 
 
-def _customization(c: Any) -> dict[str, Any]:
+def _customization(c: Any) -> CustomizationDetail:
     return {
         "started_at": iso(c.started_at),
         "finished_at": iso(c.finished_at),

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from flywheel.errors import ConflictError, NotFoundError
 from flywheel.ids import new_id
+from flywheel.pipeline.report import JobDetail
 from flywheel.service.jobs._detail import job_detail, list_item
 from flywheel.service.jobs._rows import (
     STEP_ENDED,
@@ -162,7 +163,7 @@ class JobRepository:
             total = int(conn.scalar(count) or 0)
         return [list_item(r) for r in rows], total
 
-    def detail(self, job_id: str) -> dict[str, Any]:
+    def detail(self, job_id: str) -> JobDetail:
         """The job in the reference's ``JobDetailResponse`` shape, extended with n / intervals / usage."""
         row = self.job(job_id)
         with self.engine.connect() as conn:
@@ -291,6 +292,36 @@ class JobRepository:
                 )
             )
         return [job_id for job_id in unfinished if job_id not in held]
+
+    def idle_jobs(self, now: float, idle_s: float) -> list[str]:
+        """Unfinished jobs with no running step and no activity (job or step writes) for ``idle_s`` seconds — work
+        whose next message was lost (a broker restart) or never sent (the broker was down)."""
+        with self.engine.connect() as conn:
+            unfinished = {
+                r.id: r.updated_at or 0.0
+                for r in conn.execute(
+                    select(jobs.c.id, jobs.c.updated_at).where(jobs.c.finished_at.is_(None))
+                )
+            }
+            if not unfinished:
+                return []
+            steps = list(
+                conn.execute(
+                    select(
+                        job_steps.c.job_id,
+                        job_steps.c.status,
+                        job_steps.c.started_at,
+                        job_steps.c.finished_at,
+                    ).where(job_steps.c.job_id.in_(list(unfinished)))
+                )
+            )
+        last = dict(unfinished)
+        busy = set()
+        for step in steps:
+            if step.status == "running":
+                busy.add(step.job_id)
+            last[step.job_id] = max(last[step.job_id], step.started_at or 0.0, step.finished_at or 0.0)
+        return [job_id for job_id, at in last.items() if job_id not in busy and at < now - idle_s]
 
     # ------------------------------------------------------------------------------------------- steps
 

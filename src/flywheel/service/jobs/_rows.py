@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from flywheel.pipeline.report import DatasetEntry
+
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 ACTIVE = frozenset({"pending", "running"})
 #: Statuses after which a step is never run again.
@@ -91,7 +93,7 @@ class JobRow:
     error: str | None
     request: dict[str, Any]
     config: dict[str, Any]
-    datasets: list[dict[str, Any]]
+    datasets: list[DatasetEntry]
     manifest: dict[str, Any] | None
     cancel_requested: bool
 

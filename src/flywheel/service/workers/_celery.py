@@ -116,7 +116,11 @@ class CeleryExecutor:
         if engine is not None:
             from flywheel.service.workers._recovery import RecoveryLoop
 
-            self._recovery = RecoveryLoop(engine, self.submit, settings.config.executor.heartbeat_s).start()
+            executor = settings.config.executor
+            # A job that nothing touched for a few leases and no worker holds lost its message (e.g. Redis restarted
+            # without persistence, or was down when the next step was sent): nudge it.
+            idle_s = 3 * executor.lease_s
+            self._recovery = RecoveryLoop(engine, self.submit, executor.heartbeat_s, idle_s=idle_s).start()
 
     def submit(self, job_id: str) -> None:
         self.app.send_task("flywheel.advance", args=[job_id], queue=DEFAULT_QUEUE)

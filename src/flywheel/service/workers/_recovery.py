@@ -41,13 +41,44 @@ def recover_stalled(engine: Engine, submit: Callable[[str], None], *, now: float
     return requeued
 
 
-class RecoveryLoop:
-    """Runs :func:`recover_stalled` every ``interval_s`` seconds on a daemon thread."""
+def recover_idle(
+    engine: Engine,
+    submit: Callable[[str], None],
+    *,
+    idle_s: float,
+    nudged: dict[str, float],
+    now: float | None = None,
+) -> list[str]:
+    """Re-submit unfinished jobs that nothing has touched for ``idle_s`` and no worker holds: their next message
+    was lost (a broker restarted without persistence) or could not be sent. A duplicate is harmless — claiming a step
+    is atomic and a message for a held step does nothing — so each job is nudged at most once per ``idle_s``
+    (``nudged`` remembers when). Returns the ids submitted."""
+    from flywheel.service.jobs import JobRepository
 
-    def __init__(self, engine: Engine, submit: Callable[[str], None], interval_s: float) -> None:
+    now = time.time() if now is None else now
+    submitted = []
+    for job_id in JobRepository(engine).idle_jobs(now, idle_s):
+        if now - nudged.get(job_id, 0.0) < idle_s:
+            continue
+        nudged[job_id] = now
+        log.warning("re-submitting job %s: no activity for %.0f s and no worker holds it", job_id, idle_s)
+        submit(job_id)
+        submitted.append(job_id)
+    return submitted
+
+
+class RecoveryLoop:
+    """Runs :func:`recover_stalled` (and, with ``idle_s``, :func:`recover_idle`) every ``interval_s`` seconds on a
+    daemon thread."""
+
+    def __init__(
+        self, engine: Engine, submit: Callable[[str], None], interval_s: float, *, idle_s: float | None = None
+    ) -> None:
         self._engine = engine
         self._submit = submit
         self._interval = interval_s
+        self._idle_s = idle_s
+        self._nudged: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="flywheel-recovery", daemon=True)
 
@@ -59,6 +90,8 @@ class RecoveryLoop:
         while not self._stop.is_set():
             try:
                 recover_stalled(self._engine, self._submit)
+                if self._idle_s is not None:
+                    recover_idle(self._engine, self._submit, idle_s=self._idle_s, nudged=self._nudged)
             except Exception:  # the sweeper must survive a database hiccup
                 log.exception("recovery sweep failed")
             self._stop.wait(self._interval)
