@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from flywheel.pipeline.datasets import DatasetStats
 from flywheel.pipeline.report import CandidateDetail, CustomizationDetail, EvaluationDetail, JobDetail
@@ -22,8 +22,17 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None).isoformat()
 
 
-def list_item(row: Any) -> dict[str, Any]:
-    """A ``jobs`` row in the reference's list shape (``GET /api/jobs`` items)."""
+class _Head(TypedDict):
+    id: str
+    workload_id: str
+    client_id: str
+    status: str
+    started_at: str | None
+    finished_at: str | None
+
+
+def _head(row: JobRow) -> _Head:
+    """The fields the list and the detail share."""
     return {
         "id": row.id,
         "workload_id": row.workload_id,
@@ -31,9 +40,12 @@ def list_item(row: Any) -> dict[str, Any]:
         "status": row.status,
         "started_at": iso(row.started_at),
         "finished_at": iso(row.finished_at),
-        "datasets": loads(row.datasets, []),
-        "error": row.error,
     }
+
+
+def list_item(row: JobRow) -> dict[str, Any]:
+    """A job in the reference's list shape (``GET /api/jobs`` items)."""
+    return {**_head(row), "datasets": row.datasets, "error": row.error}
 
 
 def job_detail(
@@ -56,12 +68,7 @@ def job_detail(
         )
     judge = config.get("llm_judge_config")
     return {
-        "id": row.id,
-        "workload_id": row.workload_id,
-        "client_id": row.client_id,
-        "status": row.status,
-        "started_at": iso(row.started_at),
-        "finished_at": iso(row.finished_at),
+        **_head(row),
         "num_records": row.num_records,
         "error": row.error,
         "llm_judge": None

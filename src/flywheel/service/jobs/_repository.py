@@ -161,7 +161,7 @@ class JobRepository:
         with self.engine.connect() as conn:
             rows = list(conn.execute(query))
             total = int(conn.scalar(count) or 0)
-        return [list_item(r) for r in rows], total
+        return [list_item(job_row(r)) for r in rows], total
 
     def detail(self, job_id: str) -> JobDetail:
         """The job in the reference's ``JobDetailResponse`` shape, extended with n / intervals / usage."""
