@@ -4,13 +4,13 @@
 and changes its state (detail in the reference's shape, cancel, delete).
 """
 
-from flywheel.service.jobs._backends import ConfiguredBackends, default_backends
+from flywheel.service.jobs._backends import BackendFactory, ConfiguredBackends, default_backends
 from flywheel.service.jobs._detail import iso
 from flywheel.service.jobs._plan import JobSettings, job_dir, plan_steps
 from flywheel.service.jobs._report import job_report, job_samples, report_settings, teacher_model_from_logs
 from flywheel.service.jobs._repository import JobRepository
 from flywheel.service.jobs._rows import ACTIVE, TERMINAL, JobRow, StepKind, StepRow, StepSpec
-from flywheel.service.jobs._runner import BackendFactory, JobRunner
+from flywheel.service.jobs._runner import JobRunner
 from flywheel.service.jobs._submit import JobRequest, effective_config, remove_job, submit_job
 
 __all__ = [

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from flywheel.backends import InferenceBackend, TrainingBackend
 from flywheel.config import LoRAConfig, NIMConfig, Settings, TrainingConfig
+
+
+class BackendFactory(Protocol):
+    """Builds the backends a job needs; the default uses the backend registry, tests may script them."""
+
+    def inference(self, nim: NIMConfig, *, adapter_dir: Path | None = None) -> InferenceBackend: ...
+
+    def training(self, nim: NIMConfig, training: TrainingConfig, lora: LoRAConfig) -> TrainingBackend: ...
+
+    def release(self) -> None:
+        """Free models and memory held for the job that just ended."""
+        ...
 
 
 class ConfiguredBackends:

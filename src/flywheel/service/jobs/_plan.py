@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flywheel.config import FlywheelConfig, NIMConfig
+from flywheel.config import FlywheelConfig, LLMJudgeConfig, NIMConfig
+from flywheel.pipeline.evaluate import SCORERS
 from flywheel.pipeline.experiments import EvalSettings, candidate_sequence
 from flywheel.service.jobs._rows import JobRow, StepKind, StepSpec
 
@@ -66,6 +67,35 @@ class JobSettings:
             confidence=evaluation.confidence,
             seed=self.config.data_split_config.random_seed or 0,
         )
+
+    def dataset_options(self) -> dict[str, Any]:
+        """``build_datasets`` keyword arguments: the job's data settings (per-job overrides were resolved and
+        validated into its configuration at submission) and its time window."""
+        config = self.config
+        return {
+            "split": config.data_split_config,
+            "icl": config.icl_config,
+            "evaluation": config.evaluation_config,
+            "curation": config.curation,
+            "workers": config.curation.workers,
+            "since": self.request.get("since"),
+            "until": self.request.get("until"),
+        }
+
+    def judge_plan(self, workload_type: str) -> tuple[LLMJudgeConfig | None, str]:
+        """The judge to build for an evaluation of ``workload_type`` — or none, with the reason. The workload's
+        scorer decides whether it needs one (a type still ``auto`` is decided per metric, so a judge is offered)."""
+        scorer = SCORERS.get(workload_type)
+        reason = (
+            scorer.no_judge_reason(tool_eval_type=self.config.evaluation_config.tool_eval_type)
+            if scorer
+            else None
+        )
+        if reason is not None:
+            return None, reason
+        if self.config.llm_judge_config is None:
+            return None, "no LLM judge configured (llm_judge_config is null)"
+        return self.config.llm_judge_config, ""
 
     def dataset_entries(self, manifest: Mapping[str, Any], paths: Mapping[str, Path]) -> list[dict[str, Any]]:
         """The job detail's ``datasets`` (the reference's names) for a dataset build."""

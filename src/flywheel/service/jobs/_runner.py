@@ -19,14 +19,14 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from flywheel.backends import InferenceBackend, TrainingBackend, TrainingProgress
-from flywheel.config import LoRAConfig, NIMConfig, TrainingConfig
+from flywheel.backends import TrainingProgress
 from flywheel.errors import FlywheelError, JobCancelled
 from flywheel.ids import safe_name
 from flywheel.pipeline.evaluate import sample_score
 from flywheel.pipeline.experiments import EVAL_DATASET, Experiment, LossCurves, customize, run_evaluation
+from flywheel.service.jobs._backends import BackendFactory
 from flywheel.service.jobs._plan import JobSettings, job_dir
 from flywheel.service.jobs._repository import JobRepository
 from flywheel.service.jobs._rows import StepKind, StepRow
@@ -40,18 +40,6 @@ _JOB_CACHE_SIZE = 32
 #: What :meth:`JobRunner.advance` returns when the runner was interrupted (shutdown): the job is not finished.
 INTERRUPTED = "interrupted"
 _CANCELLED = "Job cancelled by user."
-
-
-class BackendFactory(Protocol):
-    """Builds the backends a job needs; the default uses the backend registry, tests may script them."""
-
-    def inference(self, nim: NIMConfig, *, adapter_dir: Path | None = None) -> InferenceBackend: ...
-
-    def training(self, nim: NIMConfig, training: TrainingConfig, lora: LoRAConfig) -> TrainingBackend: ...
-
-    def release(self) -> None:
-        """Free models and memory held for the job that just ended."""
-        ...
 
 
 class _Throttle:
@@ -186,6 +174,12 @@ class JobRunner:
             return f"Interrupted: worker {self.worker_id} shut down; this runs again when the job resumes."
         return _CANCELLED
 
+    def _ending(self, job_id: str, exc: Exception) -> tuple[str, str]:
+        """(status, error) of an evaluation or customization that ``exc`` ended."""
+        if isinstance(exc, JobCancelled):
+            return "cancelled", self._stop_reason(job_id)
+        return "failed", f"{type(exc).__name__}: {exc}"
+
     def _heartbeat(self, step_id: str, stop: threading.Event) -> None:
         # Keeps the lease alive while a step works without reporting progress (model loading, a long batch).
         while not stop.wait(self.lease_s / 3):
@@ -232,19 +226,9 @@ class JobRunner:
     def _datasets(self, job: JobSettings) -> dict[str, Any]:
         from flywheel.pipeline.datasets import build_datasets
 
-        settings = job.config  # per-job overrides were resolved and validated into it at submission
+        out_dir = job_dir(self.home, job.id) / "datasets"
         build = build_datasets(
-            self.repo.engine,
-            job.workload_id,
-            job.client_id,
-            out_dir=job_dir(self.home, job.id) / "datasets",
-            split=settings.data_split_config,
-            icl=settings.icl_config,
-            evaluation=settings.evaluation_config,
-            curation=settings.curation,
-            workers=settings.curation.workers,
-            since=job.request.get("since"),
-            until=job.request.get("until"),
+            self.repo.engine, job.workload_id, job.client_id, out_dir=out_dir, **job.dataset_options()
         )
         manifest = build.manifest
         datasets = job.dataset_entries(manifest, build.paths)
@@ -300,9 +284,8 @@ class JobRunner:
                 should_stop=lambda: self._should_stop(job.id),
             )
         except Exception as exc:
-            cancelled = isinstance(exc, JobCancelled)
-            error = self._stop_reason(job.id) if cancelled else f"{type(exc).__name__}: {exc}"
-            self.repo.end_evaluation(eval_id, "cancelled" if cancelled else "failed", started, error=error)
+            status, error = self._ending(job.id, exc)
+            self.repo.end_evaluation(eval_id, status, started, error=error)
             raise
         finally:
             if judge is not None:
@@ -327,22 +310,11 @@ class JobRunner:
         return {"evaluation_id": eval_id, "scores": result.scores}
 
     def _judge(self, job: JobSettings, workload_type: str) -> tuple[Any, str]:
-        from flywheel.pipeline.evaluate import SCORERS, build_judge, resolve_judge_api_key
+        from flywheel.pipeline.evaluate import build_judge, resolve_judge_api_key
 
-        scorer = SCORERS.get(
-            workload_type
-        )  # none while the type is still "auto": the judge decides per metric
-        reason = (
-            scorer.no_judge_reason(tool_eval_type=job.config.evaluation_config.tool_eval_type)
-            if scorer
-            else None
-        )
-        if reason is not None:
-            return None, reason
-        judge_config = job.config.llm_judge_config
+        judge_config, no_judge_reason = job.judge_plan(workload_type)
         if judge_config is None:
-            return None, "no LLM judge configured (llm_judge_config is null)"
-
+            return None, no_judge_reason
         key = resolve_judge_api_key(judge_config, self.env)
         return build_judge(judge_config, key, inference=self.backends.inference), ""
 
@@ -379,12 +351,7 @@ class JobRunner:
                 should_stop=lambda: self._should_stop(job.id),
             )
         except Exception as exc:
-            cancelled = isinstance(exc, JobCancelled)
-            status, error = (
-                ("cancelled", self._stop_reason(job.id))
-                if cancelled
-                else ("failed", f"{type(exc).__name__}: {exc}")
-            )
+            status, error = self._ending(job.id, exc)
             self.repo.end_customization(custom_id, status, started, curves.to_json(), error=error)
             raise
         self.repo.end_customization(
