@@ -268,6 +268,24 @@ def test_the_api_key_never_appears_in_repr_errors_or_logs(caplog: pytest.LogCapt
     assert all(SECRET not in r.getMessage() for r in caplog.records)
 
 
+def test_a_password_in_the_base_url_never_appears_in_repr_errors_or_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def fail(body: dict[str, Any], call: int) -> Reply:
+        return Reply(503, "busy") if call == 1 else Reply(401, {"error": {"message": "denied"}})
+
+    caplog.set_level(logging.DEBUG)
+    with LoopbackOpenAI(fail) as server:
+        host = server.base_url.split("://", 1)[1]
+        url = f"http://user:{SECRET}@{host}"
+        with OpenAICompatBackend(url, "m", sleep=_Sleeps()) as backend:
+            [gen] = backend.generate([_request("x")])
+            text = repr(backend)
+    assert gen.error is not None
+    assert SECRET not in text and SECRET not in gen.error
+    assert caplog.records and all(SECRET not in r.getMessage() for r in caplog.records)
+
+
 def test_tool_choice_is_sent_only_with_tools() -> None:
     tools = [
         {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}

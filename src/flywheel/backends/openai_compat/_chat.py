@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from flywheel.backends._types import ChatRequest, Generation, Message
+from flywheel.config import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,12 @@ class OpenAICompatBackend:
             raise ValueError("max_retries must be 0 or more")
         self.model = model
         self.name = model
-        self.url = chat_completions_url(base_url)
+        # Credentials in the URL become Basic auth, so no URL that is sent, logged (httpx logs every request
+        # line) or put in a message carries them.
+        url = httpx.URL(chat_completions_url(base_url))
+        basic = (url.username, url.password) if url.username or url.password else None
+        self.url = str(url.copy_with(username=None, password=None)) if basic else str(url)
+        self._shown_url = redact_url(self.url)
         self.max_concurrency = max_concurrency
         self.timeout_s = timeout_s
         self.max_retries = max_retries
@@ -162,13 +168,14 @@ class OpenAICompatBackend:
             all_headers["Authorization"] = f"Bearer {api_key}"
         self._client = httpx.Client(
             headers=all_headers,
+            auth=basic if basic and not api_key else None,
             timeout=httpx.Timeout(timeout_s),
             transport=transport,
             limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
         )
 
     def __repr__(self) -> str:  # never include the key
-        return f"OpenAICompatBackend(url={self.url!r}, model={self.model!r})"
+        return f"OpenAICompatBackend(url={self._shown_url!r}, model={self.model!r})"
 
     def __enter__(self) -> OpenAICompatBackend:
         return self
@@ -235,7 +242,7 @@ class OpenAICompatBackend:
                 if response.status_code == 200:
                     return self._parse(response, latency)
                 snippet = response.text[:_MAX_ERROR_BODY]
-                last_error = f"HTTP {response.status_code} from {self.url}: {snippet}"
+                last_error = f"HTTP {response.status_code} from {self._shown_url}: {snippet}"
                 if response.status_code not in RETRYABLE_STATUSES:
                     return Generation(content=None, error=last_error, latency_s=latency)
                 retry_after = _retry_after_s(response.headers.get("retry-after"))
@@ -243,7 +250,7 @@ class OpenAICompatBackend:
                 delay = self._backoff(attempt, retry_after)
                 logger.info(
                     "chat request to %s failed (%s); retry %d/%d in %.2fs",
-                    self.url,
+                    self._shown_url,
                     last_error[:120],
                     attempt + 1,
                     self.max_retries,
@@ -260,7 +267,7 @@ class OpenAICompatBackend:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             return Generation(
                 content=None,
-                error=f"unreadable response from {self.url}: {type(exc).__name__}: {response.text[:_MAX_ERROR_BODY]}",
+                error=f"unreadable response from {self._shown_url}: {type(exc).__name__}: {response.text[:_MAX_ERROR_BODY]}",
                 latency_s=latency,
             )
         usage = payload.get("usage") or {}
