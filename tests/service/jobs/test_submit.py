@@ -42,3 +42,15 @@ def test_a_valid_window_and_open_ends_are_kept() -> None:
     assert (request.since, request.until) == (100.0, 200.0)
     assert JobRequest(workload_id="w", client_id="c", until=5.0).until == 5.0
     assert JobRequest(workload_id="w", client_id="c", since=5.0).since == 5.0
+
+
+@pytest.mark.parametrize("value", ["false", "true", '"5"'])
+def test_a_time_that_is_not_a_number_is_rejected_not_coerced(value: str) -> None:
+    """Found by the schemathesis run: ``"since": false`` was coerced to 0 and the request accepted."""
+    with pytest.raises(ValidationError) as info:
+        JobRequest.model_validate_json(f'{{"workload_id": "w", "client_id": "c", "since": {value}}}')
+    assert _fields(info.value) == {"since"}
+    assert (
+        JobRequest.model_validate_json('{"workload_id": "w", "client_id": "c", "since": 1760000000}').since
+        == 1.76e9
+    )

@@ -64,6 +64,7 @@ class JobRequest(BaseModel):
         ge=0.0,
         le=MAX_EPOCH_S,
         allow_inf_nan=False,
+        strict=True,  # a number, as the schema says: JSON true/false or "5" are refused, not coerced
         description="Only logs at or after this time (epoch seconds).",
     )
     until: float | None = Field(
@@ -71,6 +72,7 @@ class JobRequest(BaseModel):
         ge=0.0,
         le=MAX_EPOCH_S,
         allow_inf_nan=False,
+        strict=True,
         description="Only logs before this time (epoch seconds).",
     )
 
