@@ -17,14 +17,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import openai
 import orjson
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import Engine, select
@@ -43,35 +41,14 @@ from flywheel.sdk import (
 )
 from flywheel.service.api import create_app
 from flywheel.store import log_records, open_store
+from openai_streams import CREATED, TEXT_PIECES, USAGE, text_stream, tool_stream
+from servers import serve
 
 OPENAI_KEY = "sk-test-openai-key-never-logged"
 FLYWHEEL_KEY = "fw-test-key"
-CREATED = 1_700_000_000
 
 
 # -- servers ---------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` under uvicorn on an ephemeral loopback port; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.005)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
-        sock.close()
 
 
 def _completion(body: dict[str, Any], n: int) -> dict[str, Any]:
@@ -94,49 +71,12 @@ def _completion(body: dict[str, Any], n: int) -> dict[str, Any]:
     }
 
 
-def _chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    choices = (
-        [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-    )
-    return {
-        "id": "chatcmpl-stream",
-        "object": "chat.completion.chunk",
-        "created": CREATED,
-        "model": "fake-model",
-        "system_fingerprint": "fp_fake",
-        "choices": choices,
-        **extra,
-    }
-
-
-TEXT_PIECES = ["Bon", "jour", ", ", "monde", "!"]
-USAGE = {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}
-
-
 def _text_stream(body: dict[str, Any]) -> list[dict[str, Any]]:
-    chunks = [_chunk({"role": "assistant", "content": ""})]
-    chunks += [_chunk({"content": piece}) for piece in TEXT_PIECES]
-    chunks.append(_chunk({}, "stop"))
-    if (body.get("stream_options") or {}).get("include_usage"):
-        chunks.append(_chunk(None, usage=USAGE))
-    return chunks
+    return text_stream(include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
 
 
 def _tool_stream(_body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Two parallel tool calls whose arguments arrive interleaved, split mid-token."""
-
-    def call(index: int, **fields: Any) -> dict[str, Any]:
-        return _chunk({"tool_calls": [{"index": index, **fields}]})
-
-    return [
-        _chunk({"role": "assistant", "content": None}),
-        call(0, id="call_a", type="function", function={"name": "get_weather", "arguments": ""}),
-        call(0, function={"arguments": '{"ci'}),
-        call(1, id="call_b", type="function", function={"name": "get_time", "arguments": '{"tz": '}),
-        call(0, function={"arguments": 'ty": "Paris"}'}),
-        call(1, function={"arguments": '"CET"}'}),
-        _chunk({}, "tool_calls"),
-    ]
+    return tool_stream()
 
 
 def fake_openai_app() -> FastAPI:

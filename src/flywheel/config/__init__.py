@@ -19,6 +19,7 @@ from flywheel.config._models import (
     EvaluationConfig,
     ExecutorConfig,
     FlywheelConfig,
+    GatewayConfig,
     ICLConfig,
     LLMJudgeConfig,
     LoRAConfig,
@@ -26,6 +27,7 @@ from flywheel.config._models import (
     NIMConfig,
     PromotionConfig,
     TrainingConfig,
+    UpstreamConfig,
     check_icl_against_split,
 )
 from flywheel.config._settings import (
@@ -47,6 +49,7 @@ __all__ = [
     "EvaluationConfig",
     "ExecutorConfig",
     "FlywheelConfig",
+    "GatewayConfig",
     "ICLConfig",
     "LLMJudgeConfig",
     "LoRAConfig",
@@ -55,6 +58,7 @@ __all__ = [
     "PromotionConfig",
     "Settings",
     "TrainingConfig",
+    "UpstreamConfig",
     "apply_overrides",
     "check_icl_against_split",
     "format_problems",

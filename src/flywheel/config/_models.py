@@ -345,6 +345,42 @@ class CostConfig(_Strict):
     prices: dict[str, PriceEntry] = Field(default_factory=dict, description="Price table by model name.")
 
 
+class UpstreamConfig(_Strict):
+    """An OpenAI-compatible server the gateway forwards to (the teacher)."""
+
+    base_url: str = Field(
+        description="Base URL of the upstream's OpenAI API, ending in /v1, e.g. https://integrate.api.nvidia.com/v1."
+    )
+    api_key_env: str | None = Field(
+        None,
+        description="Name of the environment variable holding the upstream's API key (null: send no key).",
+    )
+
+
+class GatewayConfig(_Strict):
+    """``flywheel serve`` also speaks the OpenAI API under ``/v1``, forwarding to ``upstream`` and logging every
+    successful exchange as a log record."""
+
+    upstream: UpstreamConfig = Field(description="Where requests are forwarded.")
+    default_workload_id: str = Field(
+        "gateway",
+        min_length=1,
+        max_length=255,
+        description="workload_id of a request without an X-Flywheel-Workload-Id header (default: gateway).",
+    )
+    default_client_id: str = Field(
+        "gateway",
+        min_length=1,
+        max_length=255,
+        description="client_id of a request without an X-Flywheel-Client-Id header (default: gateway).",
+    )
+    timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds to wait for the upstream to connect, or to send its next bytes (default: 300).",
+    )
+
+
 class FlywheelConfig(_Strict):
     """The whole configuration file."""
 
@@ -364,6 +400,9 @@ class FlywheelConfig(_Strict):
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
+    gateway: GatewayConfig | None = Field(
+        None, description="OpenAI-compatible gateway under /v1 of `flywheel serve` (null: off)."
+    )
 
     @model_validator(mode="before")
     @classmethod

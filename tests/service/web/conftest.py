@@ -7,11 +7,8 @@ per evaluation type, so the report has a recommendation, intervals, loss curves 
 from __future__ import annotations
 
 import hashlib
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from flywheel.backends.scripted import ScriptedInferenceBackend, last_user_text
 from flywheel.config import NIMConfig, Settings
 from flywheel.service.api import create_app
 from scripted_jobs import Harness, ScriptedBackends, job_config
+from servers import serve as serve_app
 
 XSS = '<img src=x onerror="window.__xss = 1">'
 
@@ -213,35 +211,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     h.engine.dispose()
 
 
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free localhost port in a background thread; yields its base URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 @pytest.fixture
 def serve() -> Iterator[Callable[[Any], str]]:
     """Why: browser tests need the app on a real port; ``serve(app)`` returns its base URL until the test ends."""
     with ExitStack() as stack:
-        yield lambda app: stack.enter_context(serving(app))
+        yield lambda app: stack.enter_context(serve_app(app))
 
 
 @pytest.fixture(scope="module")

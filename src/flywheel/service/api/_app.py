@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 
 from flywheel import __version__
 from flywheel.config import Settings
+from flywheel.errors import ConfigError
 from flywheel.service.api import _jobs, _logs, _quarantine
 from flywheel.service.api._auth import make_auth_dependency
 from flywheel.service.api._errors import error_responses, install_error_handlers
@@ -32,7 +33,19 @@ def create_app(
     The store is opened (and migrated) at start-up unless ``engine`` is given. With the in-process executor (the
     embedded default) a job worker thread runs inside the server and picks up unfinished jobs left by a previous
     process; ``executor`` (anything with ``submit(job_id)``) replaces it, ``backends`` replaces the model backends.
+    With ``gateway`` configured, ``/v1`` forwards OpenAI requests to the upstream and logs them.
     """
+    gateway_config = settings.config.gateway
+    gateway_key = None
+    if gateway_config is not None and gateway_config.upstream.api_key_env:
+        gateway_key = settings.secret_from_env(gateway_config.upstream.api_key_env)
+        if gateway_key is None:
+            name = gateway_config.upstream.api_key_env
+            raise ConfigError(
+                f"gateway.upstream.api_key_env names {name}, which is not set: export {name}=<the upstream's "
+                "API key>, or set api_key_env to null for an upstream that takes no key.",
+                [("gateway.upstream.api_key_env", f"{name} is not set")],
+            )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,9 +63,15 @@ def create_app(
             app.state.executor = start_executor(settings, app.state.engine, backends=backends)
         else:
             app.state.executor = executor
+        if gateway_config is not None:
+            from flywheel.service.api._gateway import start_gateway, store_delivery
+
+            app.state.gateway = start_gateway(gateway_config, gateway_key, store_delivery(app.state.engine))
         try:
             yield
         finally:
+            if gateway_config is not None:
+                await app.state.gateway.aclose(timeout=SHUTDOWN_GRACE_S)
             if own_executor:
                 # Running steps stop at their next batch or training step and hand their work back; what is
                 # still running after this is released anyway, so a restart resumes it at once.
@@ -77,5 +96,10 @@ def create_app(
     auth = [Depends(make_auth_dependency(settings.api_keys))]
     for router in (_logs.router, _jobs.router, _quarantine.router):
         app.include_router(router, prefix="/api", dependencies=auth, responses=error_responses(401))
+    if gateway_config is not None:
+        from flywheel.service.api import _gateway
+
+        # The same flywheel keys as /api; the upstream's key is the gateway's own and never the caller's.
+        app.include_router(_gateway.router, prefix="/v1", dependencies=auth)
     mount_dashboard(app)  # public: the page asks for the API key when /api answers 401
     return app
