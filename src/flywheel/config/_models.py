@@ -379,6 +379,12 @@ class GatewayConfig(_Strict):
         gt=0,
         description="Seconds to wait for the upstream to connect, or to send its next bytes (default: 300).",
     )
+    spool_dir: str | None = Field(
+        None,
+        min_length=1,
+        description="Directory where logged records wait while the store is down, replayed in order once it is "
+        "back (default: null, meaning <FLYWHEEL_HOME>/spool/gateway).",
+    )
 
 
 class FlywheelConfig(_Strict):

@@ -66,7 +66,12 @@ def create_app(
         if gateway_config is not None:
             from flywheel.service.api._gateway import start_gateway, store_delivery
 
-            app.state.gateway = start_gateway(gateway_config, gateway_key, store_delivery(app.state.engine))
+            app.state.gateway = start_gateway(
+                gateway_config,
+                gateway_key,
+                store_delivery(app.state.engine),
+                spool_dir=settings.home / "spool" / "gateway",
+            )
         try:
             yield
         finally:

@@ -9,15 +9,22 @@ schema, handed to a background sink so the store is never on the request path; f
 
 The flywheel API key (``Authorization`` of the caller) never reaches the upstream, and the upstream key is never
 logged nor returned. ``X-Flywheel-Workload-Id`` / ``X-Flywheel-Client-Id`` name the record's workload and client.
+
+While the store is down, records wait in a disk spool (``gateway.spool_dir``, by default
+``<FLYWHEEL_HOME>/spool/gateway``) and are replayed in order once it is back, and at the next start-up
+(:mod:`flywheel.sdk._spool`). A crash loses at most the records still in the sink's memory: 10,000 queued plus the
+batch of up to 100 in hand.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +35,7 @@ from pydantic import SecretStr
 
 from flywheel.config import GatewayConfig, redact_url
 from flywheel.sdk._sinks import BackgroundSink, Delivery, Record
+from flywheel.sdk._spool import SpoolingDelivery
 from flywheel.sdk._stream import StreamAccumulator
 
 logger = logging.getLogger("flywheel.gateway")
@@ -45,11 +53,12 @@ router = APIRouter(tags=["gateway"])
 
 @dataclass
 class Gateway:
-    """What the ``/v1`` routes share for the life of the app: one HTTP client and one log sink."""
+    """What the ``/v1`` routes share for the life of the app: one HTTP client, one log sink and its disk spool."""
 
     config: GatewayConfig
     http: httpx.AsyncClient
     sink: BackgroundSink
+    spool: SpoolingDelivery
     upstream_headers: dict[str, str]
 
     @property
@@ -57,21 +66,42 @@ class Gateway:
         return self.config.upstream.base_url.rstrip("/")
 
     async def aclose(self, timeout: float = 10.0) -> None:
-        """Close the HTTP client and deliver the records still queued (off the event loop)."""
+        """Close the HTTP client and deliver (or spool) the records still queued, off the event loop."""
         await self.http.aclose()
         await asyncio.to_thread(self.sink.close, timeout)
+        await asyncio.to_thread(self.spool.close, timeout)
 
 
 def start_gateway(
     config: GatewayConfig,
     api_key: SecretStr | None,
     deliver: Callable[[list[Record]], Delivery],
+    *,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_retry_interval: float = 5.0,
 ) -> Gateway:
-    """The gateway's shared state: ``deliver(batch)`` stores records (it runs in the sink's thread)."""
+    """The gateway's shared state: ``deliver(batch)`` stores records (it runs in the sink's or the spool's thread).
+
+    Records wait in ``config.spool_dir``, else ``spool_dir``, else ``$FLYWHEEL_HOME/spool/gateway`` while
+    ``deliver`` raises; the directory is created, and segments left by a previous process are replayed in the
+    background. ``spool_retry_interval`` (seconds) is how often a down store is tried again.
+    """
     headers = {"authorization": f"Bearer {api_key.get_secret_value()}"} if api_key is not None else {}
+    directory = Path(config.spool_dir or spool_dir or default_spool_dir()).expanduser()
+    spool = SpoolingDelivery(deliver, directory, retry_interval=spool_retry_interval)
+    spool.start()
     http = httpx.AsyncClient(timeout=httpx.Timeout(config.timeout_s))
-    sink = BackgroundSink(deliver, destination="the flywheel store (gateway)")
-    return Gateway(config=config, http=http, sink=sink, upstream_headers=headers)
+    sink = BackgroundSink(spool, destination="the flywheel store (gateway)")
+    return Gateway(config=config, http=http, sink=sink, spool=spool, upstream_headers=headers)
+
+
+def default_spool_dir() -> Path:
+    """``<FLYWHEEL_HOME>/spool/gateway``, with ``FLYWHEEL_HOME`` read as :class:`flywheel.config.Settings` reads it.
+
+    The app should pass ``settings.home`` instead (``spool_dir=``), so that settings built from another
+    environment than the process's are honoured; this fallback serves callers that do not.
+    """
+    return Path(os.environ.get("FLYWHEEL_HOME") or ".flywheel").expanduser() / "spool" / "gateway"
 
 
 def store_delivery(engine: Any) -> Callable[[list[Record]], Delivery]:
