@@ -21,6 +21,7 @@ from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from flywheel.errors import ConflictError, NotFoundError
 from flywheel.ids import new_id
+from flywheel.pipeline.records import RecordView
 from flywheel.pipeline.report import JobDetail
 from flywheel.service.jobs._detail import job_detail, list_item
 from flywheel.service.jobs._rows import (
@@ -44,6 +45,11 @@ from flywheel.store import (
     jobs,
     log_records,
 )
+
+
+def _live_lease(now: float) -> tuple[Any, ...]:
+    """A step a live worker holds: running, under a lease that has not expired."""
+    return (job_steps.c.status == "running", job_steps.c.lease_expires_at > now)
 
 
 class JobRepository:
@@ -284,13 +290,7 @@ class JobRepository:
                     select(jobs.c.id).where(jobs.c.finished_at.is_(None)).order_by(jobs.c.created_at)
                 )
             )
-            held = set(
-                conn.scalars(
-                    select(job_steps.c.job_id).where(
-                        job_steps.c.status == "running", job_steps.c.lease_expires_at > now
-                    )
-                )
-            )
+            held = set(conn.scalars(select(job_steps.c.job_id).where(*_live_lease(now))))
         return [job_id for job_id in unfinished if job_id not in held]
 
     def idle_jobs(self, now: float, idle_s: float) -> list[str]:
@@ -327,14 +327,24 @@ class JobRepository:
 
     def steps(self, job_id: str, *, candidate_id: str | None = None) -> list[StepRow]:
         """The job's steps in plan order (only one candidate's with ``candidate_id``)."""
+        conditions = [job_steps.c.job_id == job_id]
+        if candidate_id is not None:
+            conditions.append(job_steps.c.candidate_id == candidate_id)
+        return self._step_rows(conditions, order_by=job_steps.c.position)
+
+    def _step_rows(self, conditions: Sequence[Any], *, order_by: Any = None) -> list[StepRow]:
+        """Steps matching ``conditions``, each with its candidate's model name (``jobs`` is joined in)."""
         query = (
             select(job_steps, job_candidates.c.model_name)
-            .select_from(job_steps.outerjoin(job_candidates, job_candidates.c.id == job_steps.c.candidate_id))
-            .where(job_steps.c.job_id == job_id)
-            .order_by(job_steps.c.position)
+            .select_from(
+                job_steps.join(jobs, jobs.c.id == job_steps.c.job_id).outerjoin(
+                    job_candidates, job_candidates.c.id == job_steps.c.candidate_id
+                )
+            )
+            .where(*conditions)
         )
-        if candidate_id is not None:
-            query = query.where(job_steps.c.candidate_id == candidate_id)
+        if order_by is not None:
+            query = query.order_by(order_by)
         with self.engine.connect() as conn:
             return [step_row(r, r.model_name) for r in conn.execute(query)]
 
@@ -433,31 +443,19 @@ class JobRepository:
 
     def stalled_steps(self, now: float) -> list[StepRow]:
         """Running steps of unfinished jobs whose lease has expired (their worker died)."""
-        query = (
-            select(job_steps, job_candidates.c.model_name)
-            .select_from(
-                job_steps.join(jobs, jobs.c.id == job_steps.c.job_id).outerjoin(
-                    job_candidates, job_candidates.c.id == job_steps.c.candidate_id
-                )
-            )
-            .where(
+        return self._step_rows(
+            [
                 jobs.c.finished_at.is_(None),
                 job_steps.c.status == "running",
                 job_steps.c.lease_expires_at < now,
-            )
+            ]
         )
-        with self.engine.connect() as conn:
-            return [step_row(r, r.model_name) for r in conn.execute(query)]
 
     def release_step(self, step_id: str, reason: str) -> None:
         """Put a running step back to ``pending`` with the reason and no lease (its worker died or shut down), so
         the next worker that picks the job up runs it again (a second recovery sweep skips it)."""
         with self.engine.begin() as conn:
-            conn.execute(
-                update(job_steps)
-                .where(job_steps.c.id == step_id, job_steps.c.status == "running")
-                .values(status="pending", error=reason, lease_expires_at=None, worker_id=None)
-            )
+            self._release(conn, job_steps.c.id == step_id, reason)
 
     def release_worker_steps(self, worker_id: str, reason: str) -> list[str]:
         """Release every step ``worker_id`` still runs (a clean shutdown); returns their job ids."""
@@ -469,25 +467,23 @@ class JobRepository:
                     )
                 )
             )
-            conn.execute(
-                update(job_steps)
-                .where(job_steps.c.worker_id == worker_id, job_steps.c.status == "running")
-                .values(status="pending", error=reason, lease_expires_at=None, worker_id=None)
-            )
+            self._release(conn, job_steps.c.worker_id == worker_id, reason)
         return held
+
+    @staticmethod
+    def _release(conn: Any, which: Any, reason: str) -> None:
+        conn.execute(
+            update(job_steps)
+            .where(which, job_steps.c.status == "running")
+            .values(status="pending", error=reason, lease_expires_at=None, worker_id=None)
+        )
 
     def held(self, job_id: str, now: float | None = None) -> bool:
         """Whether a live worker holds one of the job's steps (a running step whose lease has not expired)."""
         now = time.time() if now is None else now
         with self.engine.connect() as conn:
             found = conn.scalar(
-                select(job_steps.c.id)
-                .where(
-                    job_steps.c.job_id == job_id,
-                    job_steps.c.status == "running",
-                    job_steps.c.lease_expires_at > now,
-                )
-                .limit(1)
+                select(job_steps.c.id).where(job_steps.c.job_id == job_id, *_live_lease(now)).limit(1)
             )
         return found is not None
 
@@ -792,13 +788,9 @@ class JobRepository:
             names: Counter[str] = Counter()
             for data in rows:
                 try:
-                    record = orjson.loads(data)
+                    model = RecordView(orjson.loads(data)).model
                 except orjson.JSONDecodeError:
                     continue
-                for part in ("request", "response"):
-                    section = record.get(part)
-                    model = section.get("model") if isinstance(section, dict) else None
-                    if isinstance(model, str) and model:
-                        names[model] += 1
-                        break
+                if model is not None:
+                    names[model] += 1
         return names

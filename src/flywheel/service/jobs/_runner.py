@@ -235,17 +235,17 @@ class JobRunner:
         self.repo.set_job(job.id, num_records=int(manifest["selected"]), datasets=datasets, manifest=manifest)
         return {"out_dir": str(build.out_dir), "paths": {k: str(v) for k, v in build.paths.items()}}
 
-    def _dataset_path(self, job: JobSettings, key: str) -> Path | None:
+    def _dataset_paths(self, job: JobSettings) -> dict[str, Path]:
+        """The files the datasets step built, by artifact (``eval``, ``icl_eval``, ``train``, ``val``)."""
         built = self.repo.step_result(job.id, StepKind.DATASETS)
         assert built is not None, "the datasets step must have completed"
-        path = built["paths"].get(key)
-        return Path(path) if path is not None else None
+        return {key: Path(path) for key, path in built["paths"].items()}
 
     def _evaluation(self, job: JobSettings, step: StepRow) -> dict[str, Any]:
         from flywheel.pipeline.datasets import read_jsonl
 
         key = EVAL_DATASET[Experiment(step.kind.value)]
-        path = self._dataset_path(job, key)
+        path = self._dataset_paths(job).get(key)
         if path is None:
             return {"skipped": f"no {key} dataset was built"}
         records = read_jsonl(path)
@@ -323,9 +323,9 @@ class JobRunner:
 
         assert step.candidate_id is not None
         nim = job.nim(step.candidate)
-        train_path, val_path = self._dataset_path(job, "train"), self._dataset_path(job, "val")
-        train = read_jsonl(train_path) if train_path is not None else []
-        val = read_jsonl(val_path) if val_path is not None else []
+        paths = self._dataset_paths(job)
+        train = read_jsonl(paths["train"]) if "train" in paths else []
+        val = read_jsonl(paths["val"]) if "val" in paths else []
         custom_id = self.repo.start_customization(job.id, step.candidate_id)
         started = time.time()
         curves = LossCurves()
