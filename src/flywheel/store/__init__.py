@@ -3,6 +3,7 @@
 from flywheel.store._engine import connect, current_revision, head_revision, migrate, open_store, table_names
 from flywheel.store._quarantine import QuarantinedRecord, list_quarantined, quarantined_record
 from flywheel.store._schema import (
+    NAME_CHARS,
     customizations,
     evaluation_samples,
     evaluations,
@@ -16,6 +17,7 @@ from flywheel.store._schema import (
 )
 
 __all__ = [
+    "NAME_CHARS",
     "QuarantinedRecord",
     "connect",
     "current_revision",

@@ -18,6 +18,9 @@ from sqlalchemy import (
     Text,
 )
 
+#: Width of the name columns (workload_id, client_id, model_name): what every store holds in one, in characters.
+NAME_CHARS = 255
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -33,8 +36,8 @@ log_records = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("record_hash", String(80), nullable=False, unique=True),
-    Column("workload_id", String(255), nullable=False),
-    Column("client_id", String(255), nullable=False),
+    Column("workload_id", String(NAME_CHARS), nullable=False),
+    Column("client_id", String(NAME_CHARS), nullable=False),
     Column("timestamp", Float, nullable=False, doc="Seconds since the epoch (UTC)."),
     Column("ingested_at", Float, nullable=False),
     Column("ingestion_id", String(32), nullable=True),
@@ -87,8 +90,8 @@ jobs = Table(
     "jobs",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("workload_id", String(255), nullable=False),
-    Column("client_id", String(255), nullable=False),
+    Column("workload_id", String(NAME_CHARS), nullable=False),
+    Column("client_id", String(NAME_CHARS), nullable=False),
     Column("status", String(16), nullable=False, doc="pending | running | completed | failed | cancelled"),
     Column("created_at", Float, nullable=False),
     Column("started_at", Float, nullable=True),
@@ -112,7 +115,7 @@ job_candidates = Table(
     Column("id", String(32), primary_key=True),
     Column("job_id", String(32), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("position", Integer, nullable=False),
-    Column("model_name", String(255), nullable=False),
+    Column("model_name", String(NAME_CHARS), nullable=False),
     Column(
         "status", String(24), nullable=False, doc="pending | running-evals | completed | failed | cancelled"
     ),

@@ -26,13 +26,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flywheel.errors import DataError
-from flywheel.store import log_records
+from flywheel.store import NAME_CHARS
 
 if TYPE_CHECKING:
     from flywheel.pipeline.ingest._records import Rejection
 
 #: Longest ``workload_id`` / ``client_id`` (characters): the width of their columns.
-MAX_ID_CHARS: int = log_records.c.workload_id.type.length  # type: ignore[attr-defined]
+MAX_ID_CHARS = NAME_CHARS
 #: Deepest nesting of objects and arrays in a record (the record itself is level 1).
 MAX_DEPTH = 254
 #: Largest record, as UTF-8 JSON text.

@@ -11,14 +11,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 
+from flywheel.store import NAME_CHARS
+
 #: Most items one page returns.
 MAX_LIMIT = 500
 #: Largest 32-bit signed integer: the range every generated client holds, and that of the store's integer ids.
 INT32_MAX = 2**31 - 1
 #: Largest offset accepted; no store pages that far.
 MAX_OFFSET = INT32_MAX
-#: Longest text parameter, in characters (the store's name columns hold 255).
-MAX_TEXT = 255
+#: Longest text parameter, in characters: what the store's name columns hold.
+MAX_TEXT = NAME_CHARS
 #: Text without a NUL character.
 NO_NUL = r"^[^\x00]*$"
 

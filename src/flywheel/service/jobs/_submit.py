@@ -13,9 +13,10 @@ from flywheel.config import FlywheelConfig, time_window_problems
 from flywheel.errors import ConfigError
 from flywheel.service.jobs._plan import job_dir, plan_steps
 from flywheel.service.jobs._repository import JobRepository
+from flywheel.store import NAME_CHARS
 
-#: Text the store keeps in a name column: 1 to 255 characters, no NUL (PostgreSQL text cannot hold one).
-_Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]
+#: Text the store keeps in a name column: 1 to NAME_CHARS characters, no NUL (PostgreSQL text cannot hold one).
+_Name = Annotated[str, Field(min_length=1, max_length=NAME_CHARS, pattern=r"^[^\x00]*$")]
 #: The last second a datetime can hold (9999-12-31T23:59:59 UTC), as epoch seconds.
 MAX_EPOCH_S = 253402300799.0
 #: Integers the store's JSON and both databases hold: signed 64 bits.
