@@ -337,8 +337,8 @@ def _tool_calls_item(sample: SampleEvidence, record: Mapping[str, Any]) -> Judge
 
 class ToolCallingScorer:
     """Judge-free call matching (``function_name``, ``function_name_and_args_accuracy``, ``function_args_f1``)
-    plus the judge's 0/1 ``tool_calling_correctness`` when a judge is given (a job gives one only when
-    ``evaluation_config.tool_eval_type`` is ``tool-calling-judge``, see :meth:`no_judge_reason`)."""
+    plus the judge's 0/1 ``tool_calling_correctness`` when a judge is given (a job gives one unless
+    ``evaluation_config.tool_eval_type`` is ``tool-calling-metric``, see :meth:`no_judge_reason`)."""
 
     workload_type = "tool_calling"
     metrics: tuple[str, ...] = (
