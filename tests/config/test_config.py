@@ -174,7 +174,7 @@ def test_environment_variables_are_honoured(tmp_path: Path) -> None:
     assert settings.emb_api_key is not None and settings.emb_api_key.get_secret_value() == "emb-secret"
     assert (settings.elasticsearch_url, settings.es_collection_name) == ("http://es:9200", "logs")
     assert settings.redis_url == "redis://r:6379/1"
-    assert [k.get_secret_value() for k in settings.api_keys] == ["k1", "k2"]
+    assert [k.secret.get_secret_value() for k in settings.api_keys] == ["k1", "k2"]
     assert settings.config.mlflow_config.enabled is True
 
 

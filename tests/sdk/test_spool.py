@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,71 @@ def exchange(i: int) -> Record:
             ],
         },
     }
+
+
+class SlowStore(Destination):
+    """A store that holds every delivery until ``release`` is set (a slow or hung database)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def __call__(self, batch: list[Record]) -> Delivery:
+        self.release.wait(30)
+        return super().__call__(batch)
+
+
+def test_a_started_spool_never_makes_its_caller_wait_for_a_slow_store_and_keeps_the_order(
+    tmp_path: Path,
+) -> None:
+    store = SlowStore()
+    spool = SpoolingDelivery(store, tmp_path, retry_interval=60)
+    spool.start()
+    sink = BackgroundSink(spool, destination="test", batch_size=10, flush_interval=0.01)
+    sent = records(500)  # fifty batches while the store answers nothing
+    try:
+        for record in sent:
+            sink.submit(record)
+            if record["n"] % 10 == 9:
+                assert sink.flush(5)  # the sink's thread got rid of the batch without waiting for the store
+        assert sink.stats.dropped == 0 and spool.stats.in_hand == 10 and spool.stats.spooled == 490
+        store.release.set()
+        assert spool.wait_idle(10)
+    finally:
+        sink.close(5)
+        spool.close(5)
+    assert store.stored == sent  # the batch in hand first, then the spool in order; each once
+    assert spool.stats.stored == 500 and spool.stats.pending_segments == 0
+
+
+def test_a_batch_still_in_the_writers_hand_at_shutdown_is_spooled_for_the_next_process(tmp_path: Path) -> None:
+    hung = SlowStore()
+    first = SpoolingDelivery(hung, tmp_path)
+    first.start()
+    first(records(3))
+    wait_for(lambda: first.stats.in_hand == 3)
+    first.close(timeout=0.2)  # the store never answered
+    assert first.stats.pending_segments == 1
+
+    store = Destination()
+    second = SpoolingDelivery(store, tmp_path)
+    second.start()
+    try:
+        wait_for(lambda: second.stats.pending_segments == 0)
+    finally:
+        second.close()
+        hung.release.set()
+    assert store.stored == records(3)
+
+
+def test_a_handed_batch_that_fails_is_replayed_before_the_batches_that_came_after_it(tmp_path: Path) -> None:
+    store = Destination(down_for=1)
+    spool = SpoolingDelivery(store, tmp_path, retry_interval=0.05)
+    spool.start()
+    try:
+        for i in range(5):
+            spool(records(2, start=2 * i))
+        wait_for(lambda: spool.stats.stored == 10)
+    finally:
+        spool.close()
+    assert store.stored == records(10)

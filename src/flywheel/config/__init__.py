@@ -20,6 +20,7 @@ from flywheel.config._models import (
     ExecutorConfig,
     FlywheelConfig,
     GatewayConfig,
+    GatewayRoute,
     ICLConfig,
     LLMJudgeConfig,
     LoRAConfig,
@@ -32,8 +33,10 @@ from flywheel.config._models import (
 )
 from flywheel.config._settings import (
     SUPPORTED_DATABASES,
+    ApiKey,
     Settings,
     normalize_database_url,
+    parse_api_keys,
     redact_url,
     redacted_config,
 )
@@ -41,6 +44,7 @@ from flywheel.config._window import time_window_problems
 
 __all__ = [
     "SUPPORTED_DATABASES",
+    "ApiKey",
     "CostConfig",
     "CurationConfig",
     "CustomizerConfig",
@@ -50,6 +54,7 @@ __all__ = [
     "ExecutorConfig",
     "FlywheelConfig",
     "GatewayConfig",
+    "GatewayRoute",
     "ICLConfig",
     "LLMJudgeConfig",
     "LoRAConfig",
@@ -64,6 +69,7 @@ __all__ = [
     "format_problems",
     "load_config_file",
     "normalize_database_url",
+    "parse_api_keys",
     "redact_url",
     "redacted_config",
     "runnable_problems",

@@ -357,11 +357,45 @@ class UpstreamConfig(_Strict):
     )
 
 
-class GatewayConfig(_Strict):
-    """``flywheel serve`` also speaks the OpenAI API under ``/v1``, forwarding to ``upstream`` and logging every
-    successful exchange as a log record."""
+class GatewayRoute(_Strict):
+    """Requests a route matches go to its ``upstream`` instead of the gateway's default one.
 
-    upstream: UpstreamConfig = Field(description="Where requests are forwarded.")
+    A route matches a request when every list it sets holds the request's value: ``models`` the body's ``model``,
+    ``workload_ids`` the ``X-Flywheel-Workload-Id`` header (or the gateway's default workload).
+    """
+
+    upstream: UpstreamConfig = Field(description="Where the matched requests are forwarded.")
+    models: list[str] = Field(
+        default_factory=list, description="Request `model` values this route takes (empty: any model)."
+    )
+    workload_ids: list[str] = Field(
+        default_factory=list, description="Workloads this route takes (empty: any workload)."
+    )
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> GatewayRoute:
+        if not self.models and not self.workload_ids:
+            raise ValueError(
+                "a route needs `models` or `workload_ids` (or both); the default upstream is `gateway.upstream`"
+            )
+        return self
+
+    def matches(self, model: str | None, workload_id: str) -> bool:
+        """Whether a request for ``model`` from ``workload_id`` goes to this route's upstream."""
+        return (not self.models or model in self.models) and (
+            not self.workload_ids or workload_id in self.workload_ids
+        )
+
+
+class GatewayConfig(_Strict):
+    """``flywheel serve`` also speaks the OpenAI API under ``/v1``, forwarding to ``upstream`` (or the first of
+    ``routes`` that matches the request) and logging every successful exchange as a log record."""
+
+    upstream: UpstreamConfig = Field(description="Where requests are forwarded unless a route matches.")
+    routes: list[GatewayRoute] = Field(
+        default_factory=list,
+        description="More upstreams, chosen by the request's model or workload; the first match wins.",
+    )
     default_workload_id: str = Field(
         "gateway",
         min_length=1,
@@ -384,6 +418,12 @@ class GatewayConfig(_Strict):
         min_length=1,
         description="Directory where logged records wait while the store is down, replayed in order once it is "
         "back (default: null, meaning <FLYWHEEL_HOME>/spool/gateway).",
+    )
+    spool_retry_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between attempts to reach a store that failed, while records wait in the spool "
+        "(default: 5).",
     )
 
 

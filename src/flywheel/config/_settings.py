@@ -32,6 +32,31 @@ def _secret(env: Mapping[str, str], *names: str) -> SecretStr | None:
     return None
 
 
+#: ``NAME:KEY`` in ``FLYWHEEL_API_KEYS`` names a key; the name is what the gateway logs as the caller's client_id.
+_KEY_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}):(.+)$")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One of flywheel's own API keys (``FLYWHEEL_API_KEYS``), with the name it was given, if any."""
+
+    secret: SecretStr
+    name: str | None = None
+
+
+def parse_api_keys(value: str) -> tuple[ApiKey, ...]:
+    """``FLYWHEEL_API_KEYS``: comma-separated keys, each ``KEY`` or ``NAME:KEY`` (NAME: letters, digits, ``_.-``,
+    at most 64 characters). A key that itself holds ``NAME:`` at its start must be written with a name."""
+    keys = []
+    for entry in value.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        named = _KEY_NAME.match(entry)
+        keys.append(ApiKey(SecretStr(named.group(2)), named.group(1)) if named else ApiKey(SecretStr(entry)))
+    return tuple(keys)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a flywheel process needs to know, from the config file and the environment.
@@ -51,7 +76,7 @@ class Settings:
     llm_judge_api_key: SecretStr | None = None
     emb_api_key: SecretStr | None = None
     hf_token: SecretStr | None = None
-    api_keys: tuple[SecretStr, ...] = ()
+    api_keys: tuple[ApiKey, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     #: The default file that was looked for and not found (no ``--config``, no ``FLYWHEEL_CONFIG``); the config is
     #: then the built-in defaults, without candidates. None when a file was given or found.
@@ -99,7 +124,7 @@ class Settings:
         database_url = normalize_database_url(
             env.get("FLYWHEEL_DATABASE_URL") or f"sqlite:///{(home / 'flywheel.db').as_posix()}"
         )
-        keys = tuple(SecretStr(k.strip()) for k in env.get("FLYWHEEL_API_KEYS", "").split(",") if k.strip())
+        keys = parse_api_keys(env.get("FLYWHEEL_API_KEYS", ""))
         return cls(
             config=config,
             config_path=config_path,

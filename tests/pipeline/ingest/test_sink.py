@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 from sqlalchemy import func, select, text
 
@@ -60,5 +63,43 @@ def test_a_store_failure_that_is_not_about_a_record_fails_the_ingestion(store_ur
     assert sink.report.quarantined == 0
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(quarantined_records)) == 0
+        assert conn.scalar(select(ingestions.c.status)) == "failed"
+    engine.dispose()
+
+
+@pytest.mark.parametrize("batches", [1, 20])
+def test_a_writer_that_cannot_get_a_connection_fails_the_ingestion_instead_of_storing_nothing_silently(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, batches: int
+) -> None:
+    """The store refuses the writer thread's connection (a restart, a full pool) while the ingestion's own row
+    is written fine: the ingestion must raise, not report 0 accepted as a success (a caller such as the gateway
+    would then drop the batch), nor block the producer behind a writer that is gone."""
+    engine = open_store(store_url)
+    real = engine.raw_connection
+
+    def refused_in_the_writer() -> Any:
+        if threading.current_thread().name == "flywheel-ingest-writer":
+            raise ConnectionError("connection refused")
+        return real()
+
+    monkeypatch.setattr(engine, "raw_connection", refused_in_the_writer)
+    outcome: list[BaseException | None] = []
+
+    def ingest() -> None:
+        try:
+            with RecordSink(engine, "test", batch_size=10) as sink:
+                for i in range(10 * batches):
+                    sink.add(_valid(i), NOW)
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    worker = threading.Thread(target=ingest, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the producer blocked behind a dead writer"
+    assert isinstance(outcome[0], StoreError) and "connection refused" in str(outcome[0])
+    with engine.connect() as conn:
         assert conn.scalar(select(ingestions.c.status)) == "failed"
     engine.dispose()

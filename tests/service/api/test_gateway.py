@@ -7,6 +7,7 @@ nothing is patched. Records are read back from the store after the gateway's sin
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import socket
@@ -84,16 +85,17 @@ RATE_LIMIT = {"error": {"message": "slow down", "type": "rate_limit_error", "cod
 BROKEN = {"error": {"message": "model exploded", "type": "server_error", "code": None}}
 
 
-def upstream_app() -> FastAPI:
+def upstream_app(models: tuple[str, ...] = ("teacher",)) -> FastAPI:
     """A deterministic OpenAI-compatible server that records what it received; the model name picks the reply."""
     app = FastAPI()
     app.state.received = []
     app.state.release = threading.Event()  # the "gated" stream waits for it after its first piece
+    app.state.abandoned = threading.Event()  # set when a "hang" or "endless" caller went away
 
     @app.get("/v1/models")
-    async def models(request: Request) -> Any:
+    async def list_models(request: Request) -> Any:
         app.state.received.append({"headers": dict(request.headers), "body": None})
-        return {"object": "list", "data": [{"id": "teacher", "object": "model", "owned_by": "test"}]}
+        return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "test"} for m in models]}
 
     @app.post("/v1/chat/completions")
     async def completions(request: Request) -> Any:
@@ -108,6 +110,21 @@ def upstream_app() -> FastAPI:
             return JSONResponse(BROKEN, status_code=500)
         if model == "slow":
             await asyncio.sleep(2)
+        if model == "hang":  # answers only once its caller is gone
+            while not await request.is_disconnected():
+                await asyncio.sleep(0.01)
+            app.state.abandoned.set()
+        if model == "endless":
+
+            async def forever() -> Any:
+                try:
+                    for chunk in itertools.cycle(_text_stream()[:2]):
+                        yield f"data: {json.dumps(chunk)}\n\n"
+                        await asyncio.sleep(0.02)
+                finally:  # the server closes the generator when the connection goes
+                    app.state.abandoned.set()
+
+            return StreamingResponse(forever(), media_type="text/event-stream")
         if not body.get("stream"):
             headers = {"x-request-id": "req-1", "x-ratelimit-remaining-tokens": "999", "x-other": "no"}
             return JSONResponse(completion(body), headers=headers)
@@ -146,11 +163,11 @@ class Flywheel:
 
     def records(self, expected: int) -> list[dict[str, Any]]:
         """The records stored once ``expected`` exchanges were handed to the sink (streams log after their end)."""
-        sink = self.app.state.gateway.sink
+        gateway = self.app.state.gateway
         deadline = time.monotonic() + 5
-        while sink.stats.submitted < expected and time.monotonic() < deadline:
+        while gateway.sink.stats.submitted < expected and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert sink.flush(5)
+        assert gateway.flush(5)
         with self.engine.connect() as conn:
             rows = conn.execute(select(log_records.c.data).order_by(log_records.c.timestamp)).all()
         return [orjson.loads(row.data) for row in rows]
@@ -161,7 +178,7 @@ def start_flywheel(tmp_path: Path, upstream: tuple[str, FastAPI]) -> Iterator[Ca
     """Why: each test gets its own store and gateway settings (timeouts, upstream URL)."""
     stack: list[Any] = []
 
-    def start(base_url: str | None = None, **gateway: Any) -> Flywheel:
+    def start(base_url: str | None = None, env: dict[str, str] | None = None, **gateway: Any) -> Flywheel:
         url = f"sqlite:///{tmp_path / f'flywheel{len(stack)}.db'}"
         engine = open_store(url)
         config = FlywheelConfig.model_validate(
@@ -172,13 +189,14 @@ def start_flywheel(tmp_path: Path, upstream: tuple[str, FastAPI]) -> Iterator[Ca
                 }
             }
         )
-        env = {
+        environment = {
             "FLYWHEEL_DATABASE_URL": url,
             "FLYWHEEL_HOME": str(tmp_path),
             "FLYWHEEL_API_KEYS": FLYWHEEL_KEY,
             "NVIDIA_API_KEY": UPSTREAM_KEY,
+            **(env or {}),
         }
-        app = create_app(Settings.from_env(config, None, env), engine=engine, executor=_NoExecutor())
+        app = create_app(Settings.from_env(config, None, environment), engine=engine, executor=_NoExecutor())
         server = serve(app)
         base = server.__enter__()
         stack.append((server, engine))
@@ -345,14 +363,120 @@ def test_an_upstream_timeout_is_an_openai_shaped_504_and_an_unreachable_upstream
     assert slow.records(0) == [] and unreachable.records(0) == []
 
 
-def test_the_v1_routes_take_the_flywheel_api_keys(start_flywheel: Callable[..., Flywheel]) -> None:
+def test_the_v1_routes_take_the_flywheel_api_keys_and_refuse_in_the_openai_error_shape(
+    start_flywheel: Callable[..., Flywheel],
+) -> None:
     flywheel = start_flywheel()
     body = {"model": "teacher", "messages": MESSAGES}
     with httpx.Client(base_url=flywheel.url) as http:
-        assert http.post("/v1/chat/completions", json=body).status_code == 401
+        missing = http.post("/v1/chat/completions", json=body)
         wrong = {"authorization": f"Bearer {UPSTREAM_KEY}"}
-        assert http.post("/v1/chat/completions", json=body, headers=wrong).status_code == 401
+        invalid = http.post("/v1/chat/completions", json=body, headers=wrong)
         assert http.get("/v1/models").status_code == 401
+    with pytest.raises(openai.AuthenticationError) as refused:
+        openai.OpenAI(api_key="not-a-key", base_url=flywheel.url + "/v1", max_retries=0).models.list()
+
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "missing_api_key"
+    assert "FLYWHEEL_API_KEYS" in missing.json()["error"]["message"]
+    assert invalid.status_code == 401 and invalid.json() == {
+        "error": {
+            "message": "Invalid API key.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
+    assert refused.value.message == "Error code: 401 - Invalid API key."  # the client reads error.message
+    assert flywheel.records(0) == []
+
+
+def test_the_client_id_is_the_header_else_the_name_of_the_callers_key_else_the_default(
+    start_flywheel: Callable[..., Flywheel],
+) -> None:
+    flywheel = start_flywheel(env={"FLYWHEEL_API_KEYS": f"support-bot:{FLYWHEEL_KEY},anonymous-key"})
+    flywheel.client().chat.completions.create(model="teacher", messages=MESSAGES)
+    flywheel.client(default_headers={"X-Flywheel-Client-Id": "web"}).chat.completions.create(
+        model="teacher", messages=[{"role": "user", "content": "from the web"}]
+    )
+    openai.OpenAI(
+        api_key="anonymous-key", base_url=flywheel.url + "/v1", max_retries=0
+    ).chat.completions.create(model="teacher", messages=[{"role": "user", "content": "unnamed"}])
+
+    assert [r["client_id"] for r in flywheel.records(3)] == ["support-bot", "web", "gateway"]
+
+
+def test_routes_send_a_model_or_a_workload_to_its_own_upstream_and_models_lists_them_all(
+    start_flywheel: Callable[..., Flywheel], upstream: tuple[str, FastAPI]
+) -> None:
+    second, third = upstream_app(models=("student", "teacher")), upstream_app(models=("judge",))
+    with serve(second) as second_url, serve(third) as third_url:
+        flywheel = start_flywheel(
+            env={"STUDENT_KEY": "student-secret"},
+            routes=[
+                {
+                    "models": ["student"],
+                    "upstream": {"base_url": second_url + "/v1", "api_key_env": "STUDENT_KEY"},
+                },
+                {"workload_ids": ["grading"], "upstream": {"base_url": third_url + "/v1"}},
+            ],
+        )
+        start = len(upstream[1].state.received)
+        client = flywheel.client()
+        client.chat.completions.create(model="student", messages=MESSAGES)
+        client.chat.completions.create(
+            model="teacher", messages=MESSAGES, extra_headers={"X-Flywheel-Workload-Id": "grading"}
+        )
+        client.chat.completions.create(model="teacher", messages=MESSAGES)
+        listed = [m.id for m in client.models.list()]
+
+    assert [r["body"]["model"] for r in second.state.received if r["body"]] == ["student"]
+    assert second.state.received[0]["headers"]["authorization"] == "Bearer student-secret"
+    assert [r["body"]["model"] for r in third.state.received if r["body"]] == ["teacher"]
+    assert "authorization" not in third.state.received[0]["headers"]  # that route's upstream takes no key
+    assert [r["body"]["model"] for r in received_since(upstream, start) if r["body"]] == ["teacher"]
+    assert listed == ["teacher", "student", "judge"]  # each id once, the default upstream's first
+    assert [r["workload_id"] for r in flywheel.records(3)] == ["gateway", "grading", "gateway"]
+
+
+def test_a_route_whose_key_is_not_set_is_a_config_error_naming_the_route() -> None:
+    config = FlywheelConfig.model_validate(
+        {
+            "gateway": {
+                "upstream": {"base_url": "http://x.test/v1"},
+                "routes": [
+                    {"models": ["m"], "upstream": {"base_url": "http://y.test/v1", "api_key_env": "Y_KEY"}}
+                ],
+            }
+        }
+    )
+    with pytest.raises(ConfigError, match=r"gateway\.routes\[0\]\.upstream\.api_key_env names Y_KEY"):
+        create_app(Settings.from_env(config, None, {}))
+    with pytest.raises(ValidationError, match="needs `models` or `workload_ids`"):
+        FlywheelConfig.model_validate(
+            {
+                "gateway": {
+                    "upstream": {"base_url": "http://x.test/v1"},
+                    "routes": [{"upstream": {"base_url": "u"}}],
+                }
+            }
+        )
+
+
+def test_a_caller_that_goes_away_cancels_its_upstream_call(
+    start_flywheel: Callable[..., Flywheel], upstream: tuple[str, FastAPI]
+) -> None:
+    flywheel = start_flywheel()
+    abandoned = upstream[1].state.abandoned
+    abandoned.clear()
+    with pytest.raises(openai.APITimeoutError):  # the app gives up waiting and closes its connection
+        flywheel.client(timeout=0.3).chat.completions.create(model="hang", messages=MESSAGES)
+    assert abandoned.wait(5), "the upstream call outlived its caller"
+
+    abandoned.clear()
+    with flywheel.client().chat.completions.create(model="endless", messages=MESSAGES, stream=True) as stream:
+        for _, _chunk in zip(range(3), stream, strict=False):
+            pass  # the app reads three chunks of an endless stream, then closes it
+    assert abandoned.wait(5), "the upstream stream outlived its caller"
     assert flywheel.records(0) == []
 
 

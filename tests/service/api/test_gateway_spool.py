@@ -118,12 +118,12 @@ def test_exchanges_logged_while_the_store_is_down_are_all_stored_once_it_is_back
     sent = [f"question {i}" for i in range(6)]
     for question in sent[:3]:
         send(url, question)
-        assert gateway.sink.flush(5)  # one batch per exchange
+        assert gateway.flush(5)  # one batch per exchange
     assert outage.failures >= 1 and stored_questions(engine) == []
     outage.down = False
     for question in sent[3:]:
         send(url, question)  # the store is back, but these wait behind the spool until its next retry
-        assert gateway.sink.flush(5)
+        assert gateway.flush(5)
     # they wait behind the spool until its next retry (the timer's, or this one): either way in order, once
     gateway.spool.replay()
     assert stored_questions(engine) == sent

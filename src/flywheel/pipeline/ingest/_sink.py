@@ -325,15 +325,15 @@ class RecordSink:
             self._writer = None
 
     def _write_loop(self) -> None:
-        raw = self.engine.raw_connection()
-        if self._dialect == "sqlite":
-            # Bulk-load settings for this connection only: a larger page cache keeps the record-hash index in
-            # memory (inserts by content hash land at random places in it), and rarer WAL checkpoints batch the
-            # copying back into the database file.
-            cur = raw.cursor()
-            cur.execute("PRAGMA cache_size=-131072")  # 128 MiB
-            cur.execute("PRAGMA wal_autocheckpoint=20000")  # pages (~80 MB of WAL)
-            cur.close()
+        try:
+            raw = self._writer_connection()
+        except BaseException as exc:
+            # No connection (the store is down or refusing): the error is raised on the producer's side, and the
+            # queue is drained so that the producer never blocks on it.
+            self._writer_error = exc
+            while self._jobs.get() is not None:
+                pass
+            return
         try:
             while (job := self._jobs.get()) is not None:
                 if self._writer_error is not None:
@@ -351,6 +351,22 @@ class RecordSink:
                 self.report.duplicates += len(rows) - inserted - len(refused) + dups
         finally:
             raw.close()
+
+    def _writer_connection(self) -> Any:
+        raw = self.engine.raw_connection()
+        if self._dialect == "sqlite":
+            # Bulk-load settings for this connection only: a larger page cache keeps the record-hash index in
+            # memory (inserts by content hash land at random places in it), and rarer WAL checkpoints batch the
+            # copying back into the database file.
+            try:
+                cur = raw.cursor()
+                cur.execute("PRAGMA cache_size=-131072")  # 128 MiB
+                cur.execute("PRAGMA wal_autocheckpoint=20000")  # pages (~80 MB of WAL)
+                cur.close()
+            except BaseException:
+                raw.close()
+                raise
+        return raw
 
     def _store_records(
         self, raw: Any, rows: list[tuple[Any, ...]]

@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from pydantic import SecretStr
 
 from flywheel import __version__
-from flywheel.config import Settings
+from flywheel.config import GatewayConfig, Settings
 from flywheel.errors import ConfigError
 from flywheel.service.api import _jobs, _logs, _quarantine
 from flywheel.service.api._auth import make_auth_dependency
@@ -36,16 +37,7 @@ def create_app(
     With ``gateway`` configured, ``/v1`` forwards OpenAI requests to the upstream and logs them.
     """
     gateway_config = settings.config.gateway
-    gateway_key = None
-    if gateway_config is not None and gateway_config.upstream.api_key_env:
-        gateway_key = settings.secret_from_env(gateway_config.upstream.api_key_env)
-        if gateway_key is None:
-            name = gateway_config.upstream.api_key_env
-            raise ConfigError(
-                f"gateway.upstream.api_key_env names {name}, which is not set: export {name}=<the upstream's "
-                "API key>, or set api_key_env to null for an upstream that takes no key.",
-                [("gateway.upstream.api_key_env", f"{name} is not set")],
-            )
+    gateway_keys = [] if gateway_config is None else _upstream_keys(settings, gateway_config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,7 +60,7 @@ def create_app(
 
             app.state.gateway = start_gateway(
                 gateway_config,
-                gateway_key,
+                gateway_keys,
                 store_delivery(app.state.engine),
                 spool_dir=settings.home / "spool" / "gateway",
             )
@@ -98,13 +90,32 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    auth = [Depends(make_auth_dependency(settings.api_keys))]
+    require_api_key = make_auth_dependency(settings.api_keys)
+    auth = [Depends(require_api_key)]
     for router in (_logs.router, _jobs.router, _quarantine.router):
         app.include_router(router, prefix="/api", dependencies=auth, responses=error_responses(401))
     if gateway_config is not None:
-        from flywheel.service.api import _gateway
+        from flywheel.service.api._gateway import mount_gateway
 
         # The same flywheel keys as /api; the upstream's key is the gateway's own and never the caller's.
-        app.include_router(_gateway.router, prefix="/v1", dependencies=auth)
+        mount_gateway(app, require_api_key)
     mount_dashboard(app)  # public: the page asks for the API key when /api answers 401
     return app
+
+
+def _upstream_keys(settings: Settings, config: GatewayConfig) -> list[SecretStr | None]:
+    """The key of the gateway's default upstream, then of each route's: a named variable that is not set is an
+    error naming the config key, rather than calls the upstream refuses later."""
+    from flywheel.service.api._gateway import upstream_key_envs
+
+    keys = []
+    for key_path, name in upstream_key_envs(config):
+        key = settings.secret_from_env(name) if name else None
+        if name and key is None:
+            raise ConfigError(
+                f"{key_path} names {name}, which is not set: export {name}=<the upstream's API key>, or set "
+                "api_key_env to null for an upstream that takes no key.",
+                [(key_path, f"{name} is not set")],
+            )
+        keys.append(key)
+    return keys

@@ -10,35 +10,43 @@ schema, handed to a background sink so the store is never on the request path; f
 The flywheel API key (``Authorization`` of the caller) never reaches the upstream, and the upstream key is never
 logged nor returned. ``X-Flywheel-Workload-Id`` / ``X-Flywheel-Client-Id`` name the record's workload and client.
 
-While the store is down, records wait in a disk spool (``gateway.spool_dir``, by default
-``<FLYWHEEL_HOME>/spool/gateway``) and are replayed in order once it is back, and at the next start-up
-(:mod:`flywheel.sdk._spool`). A crash loses at most the records still in the sink's memory: 10,000 queued plus the
-batch of up to 100 in hand.
+``gateway.routes`` send some requests elsewhere than ``gateway.upstream``: the first route whose ``models`` holds
+the body's ``model`` and whose ``workload_ids`` holds the request's workload. ``GET /v1/models`` lists the models of
+every upstream. A caller that goes away cancels its upstream call (the connection to the upstream is closed).
+
+Records leave the request path at once: a bounded queue (:class:`BackgroundSink`) batches them, and a writer thread
+(:class:`SpoolingDelivery`) stores the batches. While the store is down, slow or behind, batches wait in a disk spool
+(``gateway.spool_dir``, by default ``<FLYWHEEL_HOME>/spool/gateway``) and are replayed in order once it keeps up, and
+at the next start-up (:mod:`flywheel.sdk._spool`). A crash loses at most the records still in memory: 10,000 queued,
+the batch of up to 100 being formed and the batch of up to 100 being stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import SecretStr
 
-from flywheel.config import GatewayConfig, redact_url
+from flywheel.config import GatewayConfig, UpstreamConfig, redact_url
 from flywheel.sdk._sinks import BackgroundSink, Delivery, Record
 from flywheel.sdk._spool import SpoolingDelivery
 from flywheel.sdk._stream import StreamAccumulator
+from flywheel.service.api._auth import Unauthorized
 
 logger = logging.getLogger("flywheel.gateway")
+T = TypeVar("T")
 
 WORKLOAD_HEADER = "x-flywheel-workload-id"
 CLIENT_HEADER = "x-flywheel-client-id"
@@ -51,22 +59,59 @@ _FORWARDED_HEADERS = ("content-type", "accept")
 router = APIRouter(tags=["gateway"])
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """One OpenAI-compatible server the gateway forwards to, with the headers that carry its key."""
+
+    base_url: str
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, config: UpstreamConfig, api_key: SecretStr | None) -> Upstream:
+        headers = {"authorization": f"Bearer {api_key.get_secret_value()}"} if api_key is not None else {}
+        return cls(config.base_url.rstrip("/"), headers)
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Upstream({redact_url(self.base_url)!r})"
+
+
 @dataclass
 class Gateway:
-    """What the ``/v1`` routes share for the life of the app: one HTTP client, one log sink and its disk spool."""
+    """What the ``/v1`` routes share for the life of the app: one HTTP client, the upstreams, one log sink and
+    the disk spool that stores its batches."""
 
     config: GatewayConfig
     http: httpx.AsyncClient
     sink: BackgroundSink
     spool: SpoolingDelivery
-    upstream_headers: dict[str, str]
+    upstream: Upstream
+    #: One per ``config.routes`` entry, in order.
+    route_upstreams: list[Upstream]
+
+    def upstream_for(self, model: Any, workload_id: str) -> Upstream:
+        """The first route's upstream that matches, else the default one."""
+        name = model if isinstance(model, str) else None
+        for route, upstream in zip(self.config.routes, self.route_upstreams, strict=True):
+            if route.matches(name, workload_id):
+                return upstream
+        return self.upstream
 
     @property
-    def base_url(self) -> str:
-        return self.config.upstream.base_url.rstrip("/")
+    def upstreams(self) -> list[Upstream]:
+        """Every distinct upstream, the default first."""
+        seen: dict[tuple[str, tuple[tuple[str, str], ...]], Upstream] = {}
+        for upstream in (self.upstream, *self.route_upstreams):
+            seen.setdefault((upstream.base_url, tuple(sorted(upstream.headers.items()))), upstream)
+        return list(seen.values())
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Block until every record logged so far is stored (or spooled while the store is down); False on
+        timeout. For tests and benchmarks: the request path never waits for the store."""
+        deadline = time.monotonic() + timeout
+        return self.sink.flush(timeout) and self.spool.wait_idle(max(0.0, deadline - time.monotonic()))
 
     async def aclose(self, timeout: float = 10.0) -> None:
-        """Close the HTTP client and deliver (or spool) the records still queued, off the event loop."""
+        """Close the HTTP client and store (or spool) the records still queued, off the event loop."""
         await self.http.aclose()
         await asyncio.to_thread(self.sink.close, timeout)
         await asyncio.to_thread(self.spool.close, timeout)
@@ -74,25 +119,47 @@ class Gateway:
 
 def start_gateway(
     config: GatewayConfig,
-    api_key: SecretStr | None,
+    api_keys: list[SecretStr | None],
     deliver: Callable[[list[Record]], Delivery],
     *,
     spool_dir: str | os.PathLike[str] | None = None,
-    spool_retry_interval: float = 5.0,
 ) -> Gateway:
-    """The gateway's shared state: ``deliver(batch)`` stores records (it runs in the sink's or the spool's thread).
+    """The gateway's shared state: ``deliver(batch)`` stores records (it runs in the spool's writer thread).
 
-    Records wait in ``config.spool_dir``, else ``spool_dir``, else ``$FLYWHEEL_HOME/spool/gateway`` while
-    ``deliver`` raises; the directory is created, and segments left by a previous process are replayed in the
-    background. ``spool_retry_interval`` (seconds) is how often a down store is tried again.
+    ``api_keys`` holds the key of ``config.upstream`` and then one per route (None: send no key). Records wait in
+    ``config.spool_dir``, else ``spool_dir``, else ``$FLYWHEEL_HOME/spool/gateway`` while ``deliver`` raises or is
+    busy; the directory is created, and segments left by a previous process are replayed in the background. A
+    store that failed is tried again every ``config.spool_retry_s`` seconds.
     """
-    headers = {"authorization": f"Bearer {api_key.get_secret_value()}"} if api_key is not None else {}
+    upstreams = [
+        Upstream.of(upstream, key)
+        for upstream, key in zip(
+            [config.upstream, *(route.upstream for route in config.routes)], api_keys, strict=True
+        )
+    ]
     directory = Path(config.spool_dir or spool_dir or default_spool_dir()).expanduser()
-    spool = SpoolingDelivery(deliver, directory, retry_interval=spool_retry_interval)
+    spool = SpoolingDelivery(deliver, directory, retry_interval=config.spool_retry_s)
     spool.start()
-    http = httpx.AsyncClient(timeout=httpx.Timeout(config.timeout_s))
+    # Every call goes to a handful of upstreams: keep enough connections alive for a busy app's concurrency.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(config.timeout_s), limits=limits)
     sink = BackgroundSink(spool, destination="the flywheel store (gateway)")
-    return Gateway(config=config, http=http, sink=sink, spool=spool, upstream_headers=headers)
+    return Gateway(
+        config=config,
+        http=http,
+        sink=sink,
+        spool=spool,
+        upstream=upstreams[0],
+        route_upstreams=upstreams[1:],
+    )
+
+
+def upstream_key_envs(config: GatewayConfig) -> list[tuple[str, str | None]]:
+    """``(config key path, api_key_env)`` of the default upstream and then of each route's, in order."""
+    return [("gateway.upstream.api_key_env", config.upstream.api_key_env)] + [
+        (f"gateway.routes[{i}].upstream.api_key_env", route.upstream.api_key_env)
+        for i, route in enumerate(config.routes)
+    ]
 
 
 def default_spool_dir() -> Path:
@@ -120,6 +187,34 @@ def store_delivery(engine: Any) -> Callable[[list[Record]], Delivery]:
     return deliver
 
 
+def mount_gateway(app: FastAPI, require_api_key: Callable[[Request], Any]) -> None:
+    """Serve the routes under ``/v1`` behind flywheel's key check, whose 401 takes the OpenAI error shape there
+    (OpenAI clients read ``error.message``)."""
+
+    async def require_key(request: Request) -> None:
+        try:
+            await require_api_key(request)
+        except Unauthorized as exc:
+            raise _OpenAIError(exc.status_code, str(exc.detail), "invalid_request_error", exc.code) from None
+
+    async def openai_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, _OpenAIError)
+        return JSONResponse(
+            {"error": {"message": exc.message, "type": exc.type, "param": None, "code": exc.code}},
+            status_code=exc.status,
+            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
+        )
+
+    app.add_exception_handler(_OpenAIError, openai_error)
+    app.include_router(router, prefix="/v1", dependencies=[Depends(require_key)])
+
+
+class _OpenAIError(Exception):
+    def __init__(self, status: int, message: str, type: str, code: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.code = status, message, type, code
+
+
 # -- routes --------------------------------------------------------------------------------------------------------
 
 
@@ -132,42 +227,53 @@ async def chat_completions(request: Request) -> Response:
         payload: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
         payload = None  # forwarded anyway: the upstream says what is wrong with it, in its own words
-    upstream = gateway.http.build_request(
+    workload_id = request.headers.get(WORKLOAD_HEADER) or gateway.config.default_workload_id
+    upstream = gateway.upstream_for(payload.get("model") if isinstance(payload, dict) else None, workload_id)
+    outgoing = gateway.http.build_request(
         "POST",
-        f"{gateway.base_url}/chat/completions",
+        f"{upstream.base_url}/chat/completions",
         content=body,
-        headers=_upstream_headers(gateway, request),
+        headers=_upstream_headers(upstream, request),
     )
-    try:
-        reply = await gateway.http.send(upstream, stream=True)
-    except httpx.HTTPError as exc:
-        return _upstream_failure(gateway, exc)
 
     def log(completion: Any) -> None:
         if isinstance(payload, dict) and isinstance(completion, dict):
+            client_id = (
+                request.headers.get(CLIENT_HEADER)
+                or getattr(request.state, "api_key_name", None)
+                or gateway.config.default_client_id
+            )
             gateway.sink.submit(
                 {
                     "timestamp": started,
-                    "workload_id": request.headers.get(WORKLOAD_HEADER) or gateway.config.default_workload_id,
-                    "client_id": request.headers.get(CLIENT_HEADER) or gateway.config.default_client_id,
+                    "workload_id": workload_id,
+                    "client_id": client_id,
                     "request": payload,
                     "response": completion,
                 }
             )
 
+    try:
+        reply = await _unless_caller_leaves(request, gateway.http.send(outgoing, stream=True))
+    except httpx.HTTPError as exc:
+        return _upstream_failure(gateway, upstream, exc)
+    if reply is None:
+        return Response(status_code=499)  # nobody is listening; the upstream call was cancelled
     ok = 200 <= reply.status_code < 300
     if ok and reply.headers.get("content-type", "").startswith("text/event-stream"):
         return StreamingResponse(
-            _relay(gateway, reply, log),
+            _relay(gateway, upstream, reply, log),
             status_code=reply.status_code,
             headers=_passed_headers(reply.headers),
         )
     try:
-        content = await reply.aread()
+        content = await _unless_caller_leaves(request, reply.aread())
     except httpx.HTTPError as exc:
-        return _upstream_failure(gateway, exc)
+        return _upstream_failure(gateway, upstream, exc)
     finally:
         await reply.aclose()
+    if content is None:
+        return Response(status_code=499)
     if ok:
         try:
             log(orjson.loads(content))
@@ -176,20 +282,72 @@ async def chat_completions(request: Request) -> Response:
     return Response(content, status_code=reply.status_code, headers=_passed_headers(reply.headers))
 
 
-@router.get("/models", summary="The upstream's model list")
+@router.get("/models", summary="The models of every upstream")
 async def models(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    try:
-        reply = await gateway.http.get(f"{gateway.base_url}/models", headers=gateway.upstream_headers)
-    except httpx.HTTPError as exc:
-        return _upstream_failure(gateway, exc)
-    return Response(reply.content, status_code=reply.status_code, headers=_passed_headers(reply.headers))
+    upstreams = gateway.upstreams
+    replies = await asyncio.gather(
+        *(gateway.http.get(f"{u.base_url}/models", headers=u.headers) for u in upstreams),
+        return_exceptions=True,
+    )
+    if len(upstreams) == 1:  # one upstream: its answer, whatever it is
+        reply = replies[0]
+        if isinstance(reply, httpx.HTTPError):
+            return _upstream_failure(gateway, upstreams[0], reply)
+        if isinstance(reply, BaseException):
+            raise reply
+        return Response(reply.content, status_code=reply.status_code, headers=_passed_headers(reply.headers))
+    models: dict[str, Any] = {}
+    for upstream, reply in zip(upstreams, replies, strict=True):
+        listed = _model_list(reply)
+        if listed is None:
+            logger.warning("gateway: no model list from the upstream %s", redact_url(upstream.base_url))
+            continue
+        for model in listed:
+            models.setdefault(model["id"], model)
+    if not models and any(_model_list(reply) is None for reply in replies):
+        first = replies[0]
+        if isinstance(first, httpx.HTTPError):
+            return _upstream_failure(gateway, upstreams[0], first)
+        if isinstance(first, httpx.Response):
+            return Response(
+                first.content, status_code=first.status_code, headers=_passed_headers(first.headers)
+            )
+    return JSONResponse({"object": "list", "data": list(models.values())})
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
 
 
-async def _relay(gateway: Gateway, reply: httpx.Response, log: Callable[[Any], None]) -> AsyncIterator[bytes]:
+async def _unless_caller_leaves(request: Request, call: Awaitable[T]) -> T | None:
+    """``await call`` — or cancel it and return None as soon as the caller disconnects.
+
+    The request body has been read, so the next ASGI message is the disconnect. Cancelling an httpx call closes its
+    connection, which is how the upstream learns that nobody wants the answer any more.
+    """
+    work = asyncio.ensure_future(call)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if work.done():
+        return work.result()
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+        await work
+    logger.info("gateway: the caller went away; the upstream call was cancelled")
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _relay(
+    gateway: Gateway, upstream: Upstream, reply: httpx.Response, log: Callable[[Any], None]
+) -> AsyncIterator[bytes]:
     """Yield the upstream's bytes as they arrive; log the reassembled completion once the stream has finished.
 
     If the caller goes away, the server cancels this generator and ``finally`` closes the upstream connection.
@@ -202,7 +360,7 @@ async def _relay(gateway: Gateway, reply: httpx.Response, log: Callable[[Any], N
     except httpx.HTTPError as exc:
         # Too late for a status code: end the stream with an error event, which OpenAI clients raise.
         logger.warning("gateway: the upstream stream broke off: %s", type(exc).__name__)
-        error = _error_body(gateway, exc)
+        error = _error_body(gateway, upstream, exc)
         yield b"data: " + orjson.dumps(error) + b"\n\n"
         return
     finally:
@@ -247,10 +405,23 @@ class _SSEReader:
             logger.debug("gateway: skipped an unreadable stream event: %s", exc)
 
 
-def _upstream_headers(gateway: Gateway, request: Request) -> dict[str, str]:
+def _upstream_headers(upstream: Upstream, request: Request) -> dict[str, str]:
     headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))}
-    headers.update(gateway.upstream_headers)
+    headers.update(upstream.headers)
     return headers
+
+
+def _model_list(reply: httpx.Response | BaseException) -> list[dict[str, Any]] | None:
+    """The ``data`` of a successful ``/models`` answer (entries with an ``id``), else None."""
+    if not isinstance(reply, httpx.Response) or not reply.is_success:
+        return None
+    try:
+        data = orjson.loads(reply.content).get("data")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(data, list):
+        return None
+    return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
 
 def _passed_headers(headers: httpx.Headers) -> dict[str, str]:
@@ -261,23 +432,21 @@ def _passed_headers(headers: httpx.Headers) -> dict[str, str]:
     }
 
 
-def _error_body(gateway: Gateway, exc: httpx.HTTPError) -> dict[str, Any]:
-    upstream = redact_url(gateway.base_url)
+def _error_body(gateway: Gateway, upstream: Upstream, exc: httpx.HTTPError) -> dict[str, Any]:
+    where = redact_url(upstream.base_url)
     if isinstance(exc, httpx.TimeoutException):
         message = (
-            f"The upstream {upstream} did not answer within {gateway.config.timeout_s:g} s "
+            f"The upstream {where} did not answer within {gateway.config.timeout_s:g} s "
             "(gateway.timeout_s in the flywheel configuration)."
         )
         code = "upstream_timeout"
     else:
-        message = (
-            f"The upstream {upstream} could not be reached ({type(exc).__name__}); check gateway.upstream."
-        )
+        message = f"The upstream {where} could not be reached ({type(exc).__name__}); check gateway.upstream."
         code = "upstream_unreachable"
     return {"error": {"message": message, "type": "upstream_error", "code": code}}
 
 
-def _upstream_failure(gateway: Gateway, exc: httpx.HTTPError) -> JSONResponse:
+def _upstream_failure(gateway: Gateway, upstream: Upstream, exc: httpx.HTTPError) -> JSONResponse:
     status = 504 if isinstance(exc, httpx.TimeoutException) else 502
     logger.warning("gateway: upstream request failed: %s", type(exc).__name__)
-    return JSONResponse(_error_body(gateway, exc), status_code=status)
+    return JSONResponse(_error_body(gateway, upstream, exc), status_code=status)
