@@ -1,16 +1,20 @@
 """Curation benchmark: ingest, then time selection → validation → dedup → split → dataset files written.
 
-    python benchmarks/curate.py [--input FILE.jsonl] [--n N] [--kind classification|tool_calling] [--with-icl]
+    python benchmarks/curate.py [--input FILE.jsonl [--workload-id W --client-id C]] [--n N]
+                                [--kind classification|tool_calling] [--with-icl]
 
 Without ``--input`` it generates ``N`` (default 1,000,000) records of one workload: ~10% repeated user contents
 (with case/whitespace variations), ~1% invalid records, a skewed (Zipf) class distribution; tool-calling records carry
 2–5 tool schemas and string-encoded arguments. Ingest and curate each run in their own child process so that wall
-time, CPU time, records/s and peak RSS are reported separately for each.
+time, CPU time, records/s and peak RSS are reported separately for each. With ``--input`` (any exported log file),
+the workload and client curated are the most common pair among the file's first 10,000 records unless
+``--workload-id`` / ``--client-id`` name them.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -19,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -179,21 +184,47 @@ def stage_ingest(db_url: str, input_path: str) -> dict[str, Any]:
     }
 
 
-def stage_curate(db_url: str, out_dir: str, with_icl: bool, workers: int | None = None) -> dict[str, Any]:
+def workload_of(path: str | Path, sample: int = 10_000) -> tuple[str, str]:
+    """The most common (workload_id, client_id) among the first ``sample`` readable records of a JSONL file."""
+    pairs: Counter[tuple[str, str]] = Counter()
+    with open(path, "rb") as fh:
+        for line in itertools.islice(fh, sample):
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                workload, client = record.get("workload_id"), record.get("client_id")
+                if isinstance(workload, str) and isinstance(client, str):
+                    pairs[(workload, client)] += 1
+    if not pairs:
+        raise SystemExit(
+            f"{path}: no record with a workload_id and a client_id in its first {sample:,} lines"
+        )
+    return pairs.most_common(1)[0][0]
+
+
+def stage_curate(
+    db_url: str,
+    out_dir: str,
+    with_icl: bool,
+    workers: int | None = None,
+    workload: tuple[str, str] = (WORKLOAD, CLIENT),
+    eval_size: int = 1000,
+) -> dict[str, Any]:
     from flywheel.config import FlywheelConfig
     from flywheel.pipeline.datasets import build_datasets, resolve_data_settings
     from flywheel.store import connect
 
     engine = connect(db_url)
     config = FlywheelConfig.model_validate(
-        {"data_split_config": {"eval_size": 1000, "limit": None, "random_seed": 1}}
+        {"data_split_config": {"eval_size": eval_size, "limit": None, "random_seed": 1}}
     )
     data = resolve_data_settings(config)
     t0, c0 = time.perf_counter(), _usage()["cpu_s"]
     build = build_datasets(
         engine,
-        WORKLOAD,
-        CLIENT,
+        *workload,
         out_dir=Path(out_dir),
         split=data.split,
         icl=data.icl,
@@ -225,7 +256,9 @@ def stage_curate(db_url: str, out_dir: str, with_icl: bool, workers: int | None 
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"the {args[1]} stage failed:\n{out.stderr.strip()}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -246,9 +279,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--input", help="JSONL file of one workload (default: generate one)")
+    parser.add_argument("--input", help="JSONL log file (default: generate one workload)")
+    parser.add_argument("--workload-id", help="workload to curate (default: the input's most common)")
+    parser.add_argument("--client-id", help="client to curate (default: the input's most common)")
     parser.add_argument("--n", type=int, default=1_000_000, help="records to generate")
     parser.add_argument("--kind", choices=["classification", "tool_calling"], default="classification")
+    parser.add_argument("--eval-size", type=int, default=1000, help="records in the eval set (default: 1000)")
     parser.add_argument("--with-icl", action="store_true", help="also build the ICL eval file (uniform)")
     parser.add_argument("--workers", type=int, help="curation processes (default: automatic)")
     parser.add_argument("--workdir", help="keep the database and files here (default: a temporary directory)")
@@ -261,7 +297,9 @@ def main() -> None:
         print(json.dumps(stage_ingest(args.db, args.input)))
         return
     if args.stage == "curate":
-        print(json.dumps(stage_curate(args.db, args.out, args.with_icl, args.workers)))
+        workload = (args.workload_id or WORKLOAD, args.client_id or CLIENT)
+        result = stage_curate(args.db, args.out, args.with_icl, args.workers, workload, args.eval_size)
+        print(json.dumps(result))
         return
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -275,9 +313,23 @@ def main() -> None:
             print(
                 f"generated {args.n:,} {args.kind} records ({size:,.0f} MB) in {time.perf_counter() - t0:.1f} s"
             )
+        if args.input is None:
+            workload = (WORKLOAD, CLIENT)
+        else:
+            found = workload_of(input_path) if not (args.workload_id and args.client_id) else ("", "")
+            workload = (args.workload_id or found[0], args.client_id or found[1])
+            print(f"curating workload {workload[0]!r}, client {workload[1]!r}")
         db = f"sqlite:///{work / 'bench.db'}"
         _print(_child(["--stage", "ingest", "--db", db, "--input", input_path]))
         curate_args = ["--stage", "curate", "--db", db, "--out", str(work / "datasets")]
+        curate_args += [
+            "--workload-id",
+            workload[0],
+            "--client-id",
+            workload[1],
+            "--eval-size",
+            str(args.eval_size),
+        ]
         curate_args += ["--with-icl"] if args.with_icl else []
         curate_args += ["--workers", str(args.workers)] if args.workers else []
         _print(_child(curate_args))
