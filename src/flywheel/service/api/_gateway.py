@@ -254,32 +254,36 @@ async def chat_completions(request: Request) -> Response:
             )
 
     try:
-        reply = await _unless_caller_leaves(request, gateway.http.send(outgoing, stream=True))
+        exchange = await _unless_caller_leaves(request, _exchange(gateway.http, outgoing))
     except httpx.HTTPError as exc:
         return _upstream_failure(gateway, upstream, exc)
-    if reply is None:
+    if exchange is None:
         return Response(status_code=499)  # nobody is listening; the upstream call was cancelled
-    ok = 200 <= reply.status_code < 300
-    if ok and reply.headers.get("content-type", "").startswith("text/event-stream"):
+    reply, content = exchange
+    if content is None:
         return StreamingResponse(
             _relay(gateway, upstream, reply, log),
             status_code=reply.status_code,
             headers=_passed_headers(reply.headers),
         )
-    try:
-        content = await _unless_caller_leaves(request, reply.aread())
-    except httpx.HTTPError as exc:
-        return _upstream_failure(gateway, upstream, exc)
-    finally:
-        await reply.aclose()
-    if content is None:
-        return Response(status_code=499)
-    if ok:
+    if reply.is_success:
         try:
             log(orjson.loads(content))
         except orjson.JSONDecodeError:
             logger.warning("gateway: the upstream's 2xx answer is not JSON; not logged")
     return Response(content, status_code=reply.status_code, headers=_passed_headers(reply.headers))
+
+
+async def _exchange(http: httpx.AsyncClient, outgoing: httpx.Request) -> tuple[httpx.Response, bytes | None]:
+    """Send ``outgoing``; a successful event stream comes back open with no content (to be relayed), anything else
+    read whole and closed."""
+    reply = await http.send(outgoing, stream=True)
+    if reply.is_success and reply.headers.get("content-type", "").startswith("text/event-stream"):
+        return reply, None
+    try:
+        return reply, await reply.aread()
+    finally:
+        await reply.aclose()
 
 
 @router.get("/models", summary="The models of every upstream")
