@@ -5,16 +5,19 @@ Runs in one process on the same data and the same model (the packaged SmolLM2-13
 * training — non-padding tokens/s of ``LocalTrainingBackend`` (length-grouped dynamic padding, bf16 base where
   faster, vocabulary projection only at label positions) vs ``transformers.Trainer`` + PEFT configured the common
   way: every example padded to ``max_seq_length``, default precision.
-* evaluation — samples/s of ``LocalInferenceBackend.generate`` (sorted by length, batched) vs a batch-1
-  ``model.generate`` loop on the same classification prompts, same weights, same greedy settings.
+* evaluation — samples/s of ``LocalInferenceBackend.generate`` (sorted by length, batched, shared prompt prefix
+  computed once per batch) vs a batch-1 ``model.generate`` loop on the same classification prompts, same weights, same
+  greedy settings; and how many answers are identical (a model's score must not depend on the batch size).
 
 Usage::
 
     python benchmarks/engine.py            # 200 eval prompts, 8 training steps of 8 examples
     python benchmarks/engine.py --quick    # a smaller run for a smoke check
     python benchmarks/engine.py --device cuda
+    python benchmarks/engine.py --dtype bfloat16   # the inference dtype (default: $FLYWHEEL_DTYPE, else auto)
 
-Prints absolute figures and ratios; nothing is asserted (timings are not tests).
+Prints absolute figures and ratios. Timings are not asserted (they are not tests), but answer parity is: the run
+exits with status 1 when batched greedy answers equal the batch-1 answers on fewer than 99 % of the prompts.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import os
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+MIN_PARITY = 0.99  # share of prompts whose batched greedy answer must equal the batch-1 answer
 TOPICS = ["business", "entertainment", "politics", "sports", "tech"]
 SYSTEM = "Give the topic of the news headline: business, entertainment, politics, sports or tech. One word."
 
@@ -204,6 +210,11 @@ def main() -> None:
         "--model", default="smollm2-135m-instruct", help="model source (default: packaged SmolLM2)"
     )
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda")
+    parser.add_argument(
+        "--dtype",
+        default=os.environ.get("FLYWHEEL_DTYPE"),
+        help="inference dtype: auto, float32, bfloat16 (default: $FLYWHEEL_DTYPE, else auto = float32 on CPU)",
+    )
     parser.add_argument("--cache-dir", default=".flywheel/cache/models", help="GGUF conversion cache")
     args = parser.parse_args()
 
@@ -216,7 +227,9 @@ def main() -> None:
     batch, max_len, max_tokens = 8, 256, 4
     cache = Path(args.cache_dir)
 
-    backend = LocalInferenceBackend(args.model, device=args.device, cache_dir=cache, max_batch_size=64)
+    backend = LocalInferenceBackend(
+        args.model, device=args.device, dtype=args.dtype, cache_dir=cache, max_batch_size=64
+    )
     start = time.perf_counter()
     loaded = backend.load()
     print(f"model {args.model} on {loaded.device} ({str(loaded.dtype).removeprefix('torch.')}), "
@@ -227,14 +240,22 @@ def main() -> None:
     bench_batched_inference(backend, prompts[:8], max_tokens)  # warm-up (kernel selection) for both paths
     batched = bench_batched_inference(backend, prompts, max_tokens)
     loop = bench_batch1_loop(loaded, prompts[:loop_n], max_tokens)
-    same = sum(a.strip() == b.strip() for a, b in zip(batched["texts"], loop["texts"], strict=False)) / loop_n
+    differ = [
+        (headline, ours, theirs)
+        for (headline, _), ours, theirs in zip(prompts, batched["texts"], loop["texts"], strict=False)
+        if ours.strip() != theirs.strip()
+    ]
+    same = 1 - len(differ) / loop_n
     print(
         f"\neval inference, {eval_n} classification prompts (batch-1 loop on {loop_n}), max_tokens={max_tokens}:"
     )
     print(f"  flywheel batched : {batched['samples_per_s']:8.2f} samples/s  ({batched['seconds']:.1f}s)")
     print(f"  batch-1 generate : {loop['samples_per_s']:8.2f} samples/s  ({loop['seconds']:.1f}s)")
-    print(f"  ratio            : {batched['samples_per_s'] / loop['samples_per_s']:8.2f}x  (target >= 5x); "
-          f"identical answers: {same:.0%}")  # fmt: skip
+    print(f"  speed ratio      : {batched['samples_per_s'] / loop['samples_per_s']:8.2f}x  batched / batch-1 "
+          f"(target >= 5x)")  # fmt: skip
+    print(
+        f"  identical answers: {same:8.1%}  ({loop_n - len(differ)} of {loop_n}; required >= {MIN_PARITY:.0%})"
+    )
 
     # ---- training
     data = [
@@ -254,6 +275,18 @@ def main() -> None:
         f"  ratio                                 : {ours['tokens_per_s'] / base['tokens_per_s']:8.2f}x  (target >= 2x)"
     )
     backend.close()
+
+    if same < MIN_PARITY:
+        print(
+            f"\nFAILED: batched greedy answers equal the batch-1 answers on only {same:.1%} of the prompts "
+            f"({len(differ)} of {loop_n} differ; required >= {MIN_PARITY:.0%}), in "
+            f"{str(loaded.dtype).removeprefix('torch.')} on {loaded.device}. A score must not depend on the batch "
+            "size; first differences (headline: batched | batch-1):",
+            file=sys.stderr,
+        )
+        for headline, ours, theirs in differ[:5]:
+            print(f"  {headline!r}: {ours!r} | {theirs!r}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Device and dtype choice: CUDA → bfloat16 (float16 where bf16 is unsupported); CPU → whichever of bfloat16 and
 float32 multiplies faster on this CPU, measured once per process (bf16 is ≈ 2× fp32 on CPUs with AVX-512 BF16/AMX,
-and much slower on CPUs without them)."""
+and much slower on CPUs without them) — except for inference on CPU, which runs in float32 (see
+:func:`choose_inference_dtype`)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,24 @@ def choose_dtype(device: str, dtype: str | None = None) -> Any:
                 _cpu_choice = _measure_cpu_dtype()
         return getattr(torch, _cpu_choice)
     return torch.float32
+
+
+def choose_inference_dtype(device: str, dtype: str | None = None) -> Any:
+    """The ``torch.dtype`` to generate in on ``device``: ``dtype`` if given, else float32 on CPU, else as
+    :func:`choose_dtype`.
+
+    Greedy answers in bfloat16 depend on the batch a prompt is generated in: CPU bf16 matmul kernels round differently
+    for a different number of rows, and bf16 logits (steps of 0.125–0.25 at SmolLM2's logit scale) tie often, so any
+    change of batch size or padding flips some greedy choices. Measured on the engine benchmark's 200 prompts
+    (SmolLM2-135M, 4 new tokens, AVX-512 BF16/AMX CPU): batched answers equal batch-1 answers on 89 % in bf16, 93.5 %
+    in bf16 with an fp32 lm_head, 100 % in float32. Padding is not the cause: in bf16, batches of equal-length
+    prompts (no padding) and batches of 8 copies of one prompt each still changed 4–6 of 60 answers. A model's score
+    must not depend on the evaluator's batch size, so evaluation on CPU pays for float32; computing a batch's shared
+    prompt prefix once (the inference backend does) wins that speed back where prompts share a system prompt (40
+    samples/s in fp32 against 35–58 in bf16 without it).
+    """
+    import torch
+
+    if dtype in (None, "", "auto") and device == "cpu":
+        return torch.float32
+    return choose_dtype(device, dtype)
