@@ -18,7 +18,9 @@ def serve(app: Any) -> Iterator[str]:
     """Run ``app`` under uvicorn on a free 127.0.0.1 port; yield its base URL; stop it on exit."""
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY on accepted connections only when the listening
+    # socket's protocol says TCP, and without it every small reply waits ~40 ms (Nagle plus delayed ACK).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
