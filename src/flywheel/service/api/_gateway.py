@@ -28,12 +28,12 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -47,6 +47,8 @@ from flywheel.service.api._auth import Unauthorized
 
 logger = logging.getLogger("flywheel.gateway")
 T = TypeVar("T")
+#: What a failed upstream call raises: aiohttp's errors, and TimeoutError for its connect and read timeouts.
+_UPSTREAM_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 WORKLOAD_HEADER = "x-flywheel-workload-id"
 CLIENT_HEADER = "x-flywheel-client-id"
@@ -81,7 +83,7 @@ class Gateway:
     the disk spool that stores its batches."""
 
     config: GatewayConfig
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession
     sink: BackgroundSink
     spool: SpoolingDelivery
     upstream: Upstream
@@ -112,7 +114,7 @@ class Gateway:
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """Close the HTTP client and store (or spool) the records still queued, off the event loop."""
-        await self.http.aclose()
+        await self.http.close()
         await asyncio.to_thread(self.sink.close, timeout)
         await asyncio.to_thread(self.spool.close, timeout)
 
@@ -141,8 +143,14 @@ def start_gateway(
     spool = SpoolingDelivery(deliver, directory, retry_interval=config.spool_retry_s)
     spool.start()
     # Every call goes to a handful of upstreams: keep enough connections alive for a busy app's concurrency.
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(config.timeout_s), limits=limits)
+    # aiohttp rather than httpx for the upstream: measured at 16 concurrent callers, httpx's connection pool cost
+    # ~1.2 ms of CPU per call (its bookkeeping grows with connections × waiting requests), aiohttp's ~0.15 ms.
+    # No cap on connections (the callers' concurrency is the cap); timeouts to connect and between bytes.
+    http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=config.timeout_s, sock_read=config.timeout_s),
+        skip_auto_headers=("User-Agent",),
+    )
     sink = BackgroundSink(spool, destination="the flywheel store (gateway)")
     return Gateway(
         config=config,
@@ -229,12 +237,6 @@ async def chat_completions(request: Request) -> Response:
         payload = None  # forwarded anyway: the upstream says what is wrong with it, in its own words
     workload_id = request.headers.get(WORKLOAD_HEADER) or gateway.config.default_workload_id
     upstream = gateway.upstream_for(payload.get("model") if isinstance(payload, dict) else None, workload_id)
-    outgoing = gateway.http.build_request(
-        "POST",
-        f"{upstream.base_url}/chat/completions",
-        content=body,
-        headers=_upstream_headers(upstream, request),
-    )
 
     def log(completion: Any) -> None:
         if isinstance(payload, dict) and isinstance(completion, dict):
@@ -253,9 +255,12 @@ async def chat_completions(request: Request) -> Response:
                 }
             )
 
+    call = _exchange(
+        gateway.http, f"{upstream.base_url}/chat/completions", body, _upstream_headers(upstream, request)
+    )
     try:
-        exchange = await _unless_caller_leaves(request, _exchange(gateway.http, outgoing))
-    except httpx.HTTPError as exc:
+        exchange = await _unless_caller_leaves(request, call)
+    except _UPSTREAM_ERRORS as exc:
         return _upstream_failure(gateway, upstream, exc)
     if exchange is None:
         return Response(status_code=499)  # nobody is listening; the upstream call was cancelled
@@ -263,27 +268,45 @@ async def chat_completions(request: Request) -> Response:
     if content is None:
         return StreamingResponse(
             _relay(gateway, upstream, reply, log),
-            status_code=reply.status_code,
+            status_code=reply.status,
             headers=_passed_headers(reply.headers),
         )
-    if reply.is_success:
+    if reply.ok:
         try:
             log(orjson.loads(content))
         except orjson.JSONDecodeError:
             logger.warning("gateway: the upstream's 2xx answer is not JSON; not logged")
-    return Response(content, status_code=reply.status_code, headers=_passed_headers(reply.headers))
+    return Response(content, status_code=reply.status, headers=_passed_headers(reply.headers))
 
 
-async def _exchange(http: httpx.AsyncClient, outgoing: httpx.Request) -> tuple[httpx.Response, bytes | None]:
-    """Send ``outgoing``; a successful event stream comes back open with no content (to be relayed), anything else
-    read whole and closed."""
-    reply = await http.send(outgoing, stream=True)
-    if reply.is_success and reply.headers.get("content-type", "").startswith("text/event-stream"):
+async def _exchange(
+    http: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+) -> tuple[aiohttp.ClientResponse, bytes | None]:
+    """POST ``body``; a successful event stream comes back open with no content (to be relayed), anything else
+    read whole and released."""
+    reply = await http.post(url, data=body, headers=headers)
+    if reply.ok and reply.content_type == "text/event-stream":
         return reply, None
     try:
-        return reply, await reply.aread()
+        return reply, await reply.read()
     finally:
-        await reply.aclose()
+        reply.release()
+
+
+async def _fetch(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> _Fetched:
+    async with http.get(url, headers=headers) as reply:
+        return _Fetched(reply.status, reply.headers, await reply.read())
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
 
 
 @router.get("/models", summary="The models of every upstream")
@@ -291,16 +314,16 @@ async def models(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     upstreams = gateway.upstreams
     replies = await asyncio.gather(
-        *(gateway.http.get(f"{u.base_url}/models", headers=u.headers) for u in upstreams),
+        *(_fetch(gateway.http, f"{u.base_url}/models", u.headers) for u in upstreams),
         return_exceptions=True,
     )
     if len(upstreams) == 1:  # one upstream: its answer, whatever it is
         reply = replies[0]
-        if isinstance(reply, httpx.HTTPError):
+        if isinstance(reply, _UPSTREAM_ERRORS):
             return _upstream_failure(gateway, upstreams[0], reply)
         if isinstance(reply, BaseException):
             raise reply
-        return Response(reply.content, status_code=reply.status_code, headers=_passed_headers(reply.headers))
+        return Response(reply.content, status_code=reply.status, headers=_passed_headers(reply.headers))
     models: dict[str, Any] = {}
     for upstream, reply in zip(upstreams, replies, strict=True):
         listed = _model_list(reply)
@@ -311,12 +334,10 @@ async def models(request: Request) -> Response:
             models.setdefault(model["id"], model)
     if not models and any(_model_list(reply) is None for reply in replies):
         first = replies[0]
-        if isinstance(first, httpx.HTTPError):
+        if isinstance(first, _UPSTREAM_ERRORS):
             return _upstream_failure(gateway, upstreams[0], first)
-        if isinstance(first, httpx.Response):
-            return Response(
-                first.content, status_code=first.status_code, headers=_passed_headers(first.headers)
-            )
+        if isinstance(first, _Fetched):
+            return Response(first.content, status_code=first.status, headers=_passed_headers(first.headers))
     return JSONResponse({"object": "list", "data": list(models.values())})
 
 
@@ -326,8 +347,8 @@ async def models(request: Request) -> Response:
 async def _unless_caller_leaves(request: Request, call: Awaitable[T]) -> T | None:
     """``await call`` — or cancel it and return None as soon as the caller disconnects.
 
-    The request body has been read, so the next ASGI message is the disconnect. Cancelling an httpx call closes its
-    connection, which is how the upstream learns that nobody wants the answer any more.
+    The request body has been read, so the next ASGI message is the disconnect. Cancelling an aiohttp call closes
+    its connection, which is how the upstream learns that nobody wants the answer any more.
     """
     work = asyncio.ensure_future(call)
     gone = asyncio.ensure_future(_disconnected(request))
@@ -338,7 +359,7 @@ async def _unless_caller_leaves(request: Request, call: Awaitable[T]) -> T | Non
     if work.done():
         return work.result()
     work.cancel()
-    with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+    with contextlib.suppress(asyncio.CancelledError, *_UPSTREAM_ERRORS):
         await work
     logger.info("gateway: the caller went away; the upstream call was cancelled")
     return None
@@ -350,25 +371,31 @@ async def _disconnected(request: Request) -> None:
 
 
 async def _relay(
-    gateway: Gateway, upstream: Upstream, reply: httpx.Response, log: Callable[[Any], None]
+    gateway: Gateway, upstream: Upstream, reply: aiohttp.ClientResponse, log: Callable[[Any], None]
 ) -> AsyncIterator[bytes]:
     """Yield the upstream's bytes as they arrive; log the reassembled completion once the stream has finished.
 
     If the caller goes away, the server cancels this generator and ``finally`` closes the upstream connection.
     """
     events = _SSEReader()
+    finished = False
     try:
-        async for data in reply.aiter_bytes():
+        async for data in reply.content.iter_any():
             yield data
             events.feed(data)
-    except httpx.HTTPError as exc:
+        finished = True
+    except _UPSTREAM_ERRORS as exc:
         # Too late for a status code: end the stream with an error event, which OpenAI clients raise.
         logger.warning("gateway: the upstream stream broke off: %s", type(exc).__name__)
         error = _error_body(gateway, upstream, exc)
         yield b"data: " + orjson.dumps(error) + b"\n\n"
         return
     finally:
-        await reply.aclose()
+        # A finished stream's connection goes back to the pool; one cut short is closed, so the upstream stops.
+        if finished:
+            reply.release()
+        else:
+            reply.close()
     if events.accumulator.complete:
         log(events.accumulator.completion())
     else:
@@ -415,9 +442,9 @@ def _upstream_headers(upstream: Upstream, request: Request) -> dict[str, str]:
     return headers
 
 
-def _model_list(reply: httpx.Response | BaseException) -> list[dict[str, Any]] | None:
+def _model_list(reply: _Fetched | BaseException) -> list[dict[str, Any]] | None:
     """The ``data`` of a successful ``/models`` answer (entries with an ``id``), else None."""
-    if not isinstance(reply, httpx.Response) or not reply.is_success:
+    if not isinstance(reply, _Fetched) or not reply.ok:
         return None
     try:
         data = orjson.loads(reply.content).get("data")
@@ -428,7 +455,7 @@ def _model_list(reply: httpx.Response | BaseException) -> list[dict[str, Any]] |
     return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
 
-def _passed_headers(headers: httpx.Headers) -> dict[str, str]:
+def _passed_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {
         k: v
         for k, v in headers.items()
@@ -436,9 +463,9 @@ def _passed_headers(headers: httpx.Headers) -> dict[str, str]:
     }
 
 
-def _error_body(gateway: Gateway, upstream: Upstream, exc: httpx.HTTPError) -> dict[str, Any]:
+def _error_body(gateway: Gateway, upstream: Upstream, exc: BaseException) -> dict[str, Any]:
     where = redact_url(upstream.base_url)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):
         message = (
             f"The upstream {where} did not answer within {gateway.config.timeout_s:g} s "
             "(gateway.timeout_s in the flywheel configuration)."
@@ -450,7 +477,7 @@ def _error_body(gateway: Gateway, upstream: Upstream, exc: httpx.HTTPError) -> d
     return {"error": {"message": message, "type": "upstream_error", "code": code}}
 
 
-def _upstream_failure(gateway: Gateway, upstream: Upstream, exc: httpx.HTTPError) -> JSONResponse:
-    status = 504 if isinstance(exc, httpx.TimeoutException) else 502
+def _upstream_failure(gateway: Gateway, upstream: Upstream, exc: BaseException) -> JSONResponse:
+    status = 504 if isinstance(exc, TimeoutError) else 502
     logger.warning("gateway: upstream request failed: %s", type(exc).__name__)
     return JSONResponse(_error_body(gateway, upstream, exc), status_code=status)
