@@ -619,6 +619,32 @@ def test_full_queue_drops_and_counts_instead_of_blocking(caplog: pytest.LogCaptu
     assert sink.stats.dropped == 2
 
 
+def test_records_submitted_together_count_against_the_queue_bound_one_by_one() -> None:
+    delivering, release = threading.Event(), threading.Event()
+    batches: list[list[int]] = []
+
+    def deliver(batch: list[dict[str, Any]]) -> Delivery:
+        delivering.set()
+        release.wait()
+        batches.append([r["n"] for r in batch])
+        return Delivery(stored=len(batch))
+
+    sink = BackgroundSink(deliver, destination="test", batch_size=3, max_queue=5, flush_interval=0.01)
+    sink.submit_many([{"n": 0}, {"n": 1}, {"n": 2}])
+    delivering.wait()  # the worker holds the first three
+    sink.submit_many([{"n": i} for i in range(3, 7)])  # four of five places
+    sink.submit_many([{"n": 7}, {"n": 8}])  # two more do not fit: both dropped, not one of them
+    sink.submit({"n": 9})  # the last place
+    assert sink.stats.pending == 5
+    release.set()
+    assert sink.flush(5)
+    sink.close()
+
+    assert batches == [[0, 1, 2], [3, 4, 5], [6, 9]]  # split into batch_size, in order
+    stats = sink.stats
+    assert (stats.submitted, stats.stored, stats.dropped, stats.pending) == (10, 8, 2, 0)
+
+
 def test_records_are_sent_in_batches_and_invalid_ones_counted_as_quarantined(tmp_path: Path) -> None:
     batches: list[int] = []
 

@@ -77,6 +77,15 @@ class _Flush:
         self.done = threading.Event()
 
 
+class _Many:
+    """Queue item: several records submitted at once (one wake-up of the worker for all of them)."""
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+
+
 _STOP = object()
 
 
@@ -109,11 +118,12 @@ class BackgroundSink:
         self._on_close = on_close
         self._on_fork = on_fork
         self._pid = os.getpid()
-        # One extra slot so that a flush or stop marker fits even when records fill the queue.
+        # One extra slot so that a flush or stop marker fits even when records fill the queue. The bound that
+        # matters is in records (``queued`` ≤ ``max_queue``), since an item may hold several.
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue + 1)
         self._max_queue = max_queue
         self._lock = threading.Lock()
-        self._counts = {"submitted": 0, "stored": 0, "quarantined": 0, "dropped": 0, "failed": 0}
+        self._counts = {"submitted": 0, "stored": 0, "quarantined": 0, "dropped": 0, "failed": 0, "queued": 0}
         self._thread: threading.Thread | None = None
         self._closed = False
         self._failing = False
@@ -122,19 +132,37 @@ class BackgroundSink:
 
     def submit(self, record: Record) -> None:
         """Queue ``record``; drop it (counted, logged) when the queue is full. Never blocks, never raises."""
+        self._put(record, 1)
+
+    def submit_many(self, records: list[Record]) -> None:
+        """Queue ``records`` as one item: one wake-up of the worker instead of one per record (a caller that
+        produces many records a second, such as the gateway, gathers them first). All are dropped (counted,
+        logged) when they do not fit in the queue. Never blocks, never raises."""
+        if records:
+            self._put(_Many(records), len(records))
+
+    def _put(self, item: Any, n: int) -> None:
         self._check_fork()
-        self._count(submitted=1)
-        if self._closed:
-            self._drop("the sink is closed")
-            return
-        if self._queue.qsize() >= self._max_queue:
-            self._drop("the queue is full")
+        with self._lock:
+            self._counts["submitted"] += n
+            why = (
+                "the sink is closed"
+                if self._closed
+                else "the queue is full"
+                if self._counts["queued"] + n > self._max_queue
+                else None
+            )
+            if why is None:
+                self._counts["queued"] += n
+        if why is not None:
+            self._drop(why, n)
             return
         self._ensure_worker()
         try:
-            self._queue.put_nowait(record)
-        except queue.Full:
-            self._drop("the queue is full")
+            self._queue.put_nowait(item)
+        except queue.Full:  # only markers share the spare slot; counted as full all the same
+            self._count(queued=-n)
+            self._drop("the queue is full", n)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every record submitted before this call was delivered (or failed); False on timeout."""
@@ -172,7 +200,8 @@ class BackgroundSink:
     def stats(self) -> SinkStats:
         """A snapshot of this sink's counters."""
         with self._lock:
-            return SinkStats(**self._counts, pending=self._queue.qsize())
+            counts = dict(self._counts)
+            return SinkStats(**{k: v for k, v in counts.items() if k != "queued"}, pending=counts["queued"])
 
     # -- worker side ----------------------------------------------------------------------------------------
 
@@ -184,6 +213,7 @@ class BackgroundSink:
         self._pid = os.getpid()
         self._lock = threading.Lock()  # another parent thread may have held it at the fork
         self._queue = queue.Queue(maxsize=self._max_queue + 1)
+        self._counts["queued"] = 0
         self._thread = None
         if self._on_fork is not None:
             self._on_fork()
@@ -226,12 +256,14 @@ class BackgroundSink:
                 batch = []
                 item.done.set()
                 continue
-            batch.append(item)
-            if len(batch) == 1:
+            if not batch:
                 deadline = time.monotonic() + self._flush_interval
-            if len(batch) >= self._batch_size:
-                self._send(batch)
-                batch = []
+            records = item.records if isinstance(item, _Many) else [item]
+            self._count(queued=-len(records))
+            batch.extend(records)
+            while len(batch) >= self._batch_size:
+                self._send(batch[: self._batch_size])
+                batch = batch[self._batch_size :]
 
     def _send(self, batch: list[Record]) -> None:
         if not batch:
@@ -261,10 +293,10 @@ class BackgroundSink:
                 result.reasons or {},
             )
 
-    def _drop(self, why: str) -> None:
-        dropped = self._count(dropped=1)["dropped"]
-        if dropped == 1 or dropped % 1000 == 0:  # a full queue drops many; one warning per thousand is enough
-            logger.warning("flywheel: dropped a logged record because %s (%d dropped so far)", why, dropped)
+    def _drop(self, why: str, n: int = 1) -> None:
+        dropped = self._count(dropped=n)["dropped"]
+        if dropped == n or dropped // 1000 != (dropped - n) // 1000:  # one warning per thousand is enough
+            logger.warning("flywheel: dropped %d logged records because %s (%d dropped so far)", n, why, dropped)
 
     def _count(self, **deltas: int) -> dict[str, int]:
         with self._lock:

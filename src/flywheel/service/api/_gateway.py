@@ -17,8 +17,9 @@ every upstream. A caller that goes away cancels its upstream call (the connectio
 Records leave the request path at once: a bounded queue (:class:`BackgroundSink`) batches them, and a writer thread
 (:class:`SpoolingDelivery`) stores the batches. While the store is down, slow or behind, batches wait in a disk spool
 (``gateway.spool_dir``, by default ``<FLYWHEEL_HOME>/spool/gateway``) and are replayed in order once it keeps up, and
-at the next start-up (:mod:`flywheel.sdk._spool`). A crash loses at most the records still in memory: 10,000 queued,
-the batch of up to 100 being formed and the batch of up to 100 being stored.
+at the next start-up (:mod:`flywheel.sdk._spool`). A crash loses at most the records still in memory: up to 100
+gathered on the event loop (for at most 10 ms), 10,000 queued, the batch of up to 100 being formed and the batch of
+up to 100 being stored.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +49,9 @@ from flywheel.service.api._auth import Unauthorized
 
 logger = logging.getLogger("flywheel.gateway")
 T = TypeVar("T")
+#: Logged records are handed to the sink together, after at most this many seconds or this many records.
+GATHER_S = 0.01
+GATHER_RECORDS = 100
 #: What a failed upstream call raises: aiohttp's errors, and TimeoutError for its connect and read timeouts.
 _UPSTREAM_ERRORS = (aiohttp.ClientError, TimeoutError)
 
@@ -89,6 +94,28 @@ class Gateway:
     upstream: Upstream
     #: One per ``config.routes`` entry, in order.
     route_upstreams: list[Upstream]
+    #: Records logged on the event loop and not yet handed to the sink (at most GATHER_RECORDS, for GATHER_S).
+    _gathered: list[Record] = field(default_factory=list)
+    _hand_over_at: asyncio.TimerHandle | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def log(self, record: Record) -> None:
+        """Log ``record`` (on the event loop). Records are gathered for up to GATHER_S seconds or GATHER_RECORDS
+        records and handed to the sink together: waking the sink's thread once per record cost a quarter of the
+        event loop's time under load (measured with py-spy at 16 concurrent callers)."""
+        self._gathered.append(record)
+        if len(self._gathered) >= GATHER_RECORDS:
+            self._hand_over()
+        elif self._hand_over_at is None:
+            self._loop = asyncio.get_running_loop()
+            self._hand_over_at = self._loop.call_later(GATHER_S, self._hand_over)
+
+    def _hand_over(self) -> None:
+        if self._hand_over_at is not None:
+            self._hand_over_at.cancel()
+            self._hand_over_at = None
+        records, self._gathered = self._gathered, []
+        self.sink.submit_many(records)
 
     def upstream_for(self, model: Any, workload_id: str) -> Upstream:
         """The first route's upstream that matches, else the default one."""
@@ -110,11 +137,25 @@ class Gateway:
         """Block until every record logged so far is stored (or spooled while the store is down); False on
         timeout. For tests and benchmarks: the request path never waits for the store."""
         deadline = time.monotonic() + timeout
-        return self.sink.flush(timeout) and self.spool.wait_idle(max(0.0, deadline - time.monotonic()))
+        loop = self._loop
+        if loop is not None and loop.is_running():  # hand the gathered records over on the loop's own thread
+            handed = threading.Event()
+
+            def hand_over() -> None:
+                self._hand_over()
+                handed.set()
+
+            loop.call_soon_threadsafe(hand_over)
+            if not handed.wait(timeout):
+                return False
+        return self.sink.flush(max(0.0, deadline - time.monotonic())) and self.spool.wait_idle(
+            max(0.0, deadline - time.monotonic())
+        )
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """Close the HTTP client and store (or spool) the records still queued, off the event loop."""
         await self.http.close()
+        self._hand_over()
         await asyncio.to_thread(self.sink.close, timeout)
         await asyncio.to_thread(self.spool.close, timeout)
 
@@ -245,7 +286,7 @@ async def chat_completions(request: Request) -> Response:
                 or getattr(request.state, "api_key_name", None)
                 or gateway.config.default_client_id
             )
-            gateway.sink.submit(
+            gateway.log(
                 {
                     "timestamp": started,
                     "workload_id": workload_id,
