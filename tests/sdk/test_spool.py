@@ -205,7 +205,9 @@ def test_a_started_spool_never_makes_its_caller_wait_for_a_slow_store_and_keeps_
     assert spool.stats.stored == 500 and spool.stats.pending_segments == 0
 
 
-def test_a_batch_still_in_the_writers_hand_at_shutdown_is_spooled_for_the_next_process(tmp_path: Path) -> None:
+def test_a_batch_still_in_the_writers_hand_at_shutdown_is_spooled_for_the_next_process(
+    tmp_path: Path,
+) -> None:
     hung = SlowStore()
     first = SpoolingDelivery(hung, tmp_path)
     first.start()

@@ -296,7 +296,9 @@ class BackgroundSink:
     def _drop(self, why: str, n: int = 1) -> None:
         dropped = self._count(dropped=n)["dropped"]
         if dropped == n or dropped // 1000 != (dropped - n) // 1000:  # one warning per thousand is enough
-            logger.warning("flywheel: dropped %d logged records because %s (%d dropped so far)", n, why, dropped)
+            logger.warning(
+                "flywheel: dropped %d logged records because %s (%d dropped so far)", n, why, dropped
+            )
 
     def _count(self, **deltas: int) -> dict[str, int]:
         with self._lock:
