@@ -1,8 +1,9 @@
 """Parity: every built-in backend that claims a role passes the same contract tests for that role.
 
 Backends are built through the registry, as the pipeline builds them: ``scripted`` as it is, ``openai`` against the
-loopback OpenAI server, ``local`` on the packaged small model with tiny settings (marked slow: 2 requests of at most
-8 tokens, 2 training steps of at most 64 tokens). A backend that gains a role must be added to :data:`PARITY`.
+loopback OpenAI server, ``nemo`` against the NeMo platform emulator, ``local`` on the packaged small model with tiny
+settings (marked slow: 2 requests of at most 8 tokens, 2 training steps of at most 64 tokens). A backend that gains a
+role must be added to :data:`PARITY`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import numpy as np
 import pytest
 
 from backends.local.local_engine_data import example, split_headlines
+from backends.nemo.emulator import Phase, serve_emulator
 from backends.openai_compat.loopback_openai import LoopbackOpenAI, Reply, chat_completion, last_user_text
 from flywheel.backends import (
     BaseWeights,
     ChatRequest,
+    DeploymentBackend,
     EmbeddingBackend,
     Generation,
     InferenceBackend,
@@ -33,22 +36,24 @@ from flywheel.backends import (
 )
 from flywheel.backends.registry import (
     backend_roles,
+    build_deployment_backend,
     build_embedding_backend,
     build_inference_backend,
     build_merge_backend,
     build_training_backend,
 )
-from flywheel.config import EmbeddingConfig, LoRAConfig, NIMConfig, TrainingConfig
+from flywheel.config import CustomizerConfig, EmbeddingConfig, LoRAConfig, NIMConfig, TrainingConfig
 from flywheel.errors import BackendError, JobCancelled
 
 LOCAL_MODEL = "smollm2-135m-instruct"
 MAX_TOKENS = 8
 #: role → the backends this suite runs its contract against (the slow ones load a real model).
 PARITY: dict[str, dict[str, bool]] = {
-    "inference": {"scripted": False, "openai": False, "local": True},
-    "training": {"scripted": False, "local": True},
-    "embeddings": {"scripted": False, "openai": False, "local": True},
+    "inference": {"scripted": False, "openai": False, "nemo": False, "local": True},
+    "training": {"scripted": False, "nemo": False, "local": True},
+    "embeddings": {"scripted": False, "openai": False, "nemo": False, "local": True},
     "merge": {"local": False},
+    "deployment": {"nemo": False},
 }
 
 
@@ -60,14 +65,9 @@ def _backends(role: str) -> list[Any]:
 
 
 def test_every_built_in_backend_claiming_a_role_runs_its_contract() -> None:
-    claimed = {
-        (role, name) for name in registry._BUILT_IN for role in backend_roles(name) if role != "deployment"
-    }
+    claimed = {(role, name) for name in registry._BUILT_IN for role in backend_roles(name)}
     covered = {(role, name) for role, names in PARITY.items() for name in names}
     assert claimed == covered
-    assert not any("deployment" in backend_roles(name) for name in registry._BUILT_IN), (
-        "a backend now offers deployment: add a deployment contract to this suite"
-    )
 
 
 # ---------------------------------------------------------------------------------------------------- servers
@@ -105,6 +105,24 @@ def resources(request: pytest.FixtureRequest) -> Iterator[ExitStack]:
         yield stack
 
 
+def _nemo_platform(resources: ExitStack, *served: str) -> dict[str, str]:
+    """Serve the NeMo platform emulator with ``served`` models (chat as :func:`_chat_script`, deployments ready at
+    once); the environment that points the ``nemo`` backend at it. The suite's HF_HUB_OFFLINE is lifted: the Data
+    Store that datasets go to through ``huggingface_hub`` is the emulator on loopback."""
+    from huggingface_hub import constants
+
+    resources.enter_context(pytest.MonkeyPatch.context()).setattr(constants, "HF_HUB_OFFLINE", False)
+    emu, urls = resources.enter_context(serve_emulator())
+    emu.nim_models.update(served)
+    emu.chat_script = lambda body: _chat_script(body, 0).body
+    emu.script("deployment", [Phase("ready", None)])
+    return {
+        "NEMO_BASE_URL": urls.nemo_base_url,
+        "NIM_BASE_URL": urls.nim_base_url,
+        "DATASTORE_BASE_URL": urls.datastore_base_url,
+    }
+
+
 # ---------------------------------------------------------------------------------------------------- inference
 
 
@@ -118,6 +136,8 @@ def inference_backend(request: pytest.FixtureRequest, resources: ExitStack) -> I
     if name == "openai":
         server = resources.enter_context(LoopbackOpenAI(_chat_script))
         nim = NIMConfig(model_name="parity-candidate", backend=name, base_url=f"{server.base_url}/v1")
+    elif name == "nemo":
+        env = _nemo_platform(resources, "parity-candidate")
     elif name == "local":
         nim = NIMConfig(model_name=LOCAL_MODEL, backend=name, model_path=LOCAL_MODEL)
         cache_dir = request.getfixturevalue("model_cache")
@@ -181,20 +201,25 @@ def test_tool_calls_come_back_in_the_openai_shape(inference_backend: InferenceBa
 
 
 @pytest.fixture
-def training_backend(request: pytest.FixtureRequest) -> TrainingBackend:
+def training_backend(request: pytest.FixtureRequest, resources: ExitStack) -> TrainingBackend:
     """Why: the contract tests run unchanged against each backend that claims training, built by the registry."""
     name = request.param
     nim = NIMConfig(model_name="parity-candidate", backend=name)
     cache_dir = None
+    env = {"FLYWHEEL_DTYPE": "float32"}
     if name == "local":
         nim = NIMConfig(model_name=LOCAL_MODEL, backend=name, model_path=LOCAL_MODEL)
         cache_dir = request.getfixturevalue("model_cache")
+    elif name == "nemo":
+        env = {**_nemo_platform(resources), "NMP_POLL_INTERVAL_S": "0.01"}
+        target = CustomizerConfig(target="parity/candidate@1", gpus=1)
+        nim = NIMConfig(
+            model_name="parity/candidate", backend=name, customization_enabled=True, customizer_configs=target
+        )
     training = TrainingConfig(
         epochs=1, batch_size=2, max_steps=2, max_seq_length=64, learning_rate=1e-3, seed=0
     )
-    return build_training_backend(
-        nim, training, LoRAConfig(adapter_dim=4), cache_dir=cache_dir, env={"FLYWHEEL_DTYPE": "float32"}
-    )
+    return build_training_backend(nim, training, LoRAConfig(adapter_dim=4), cache_dir=cache_dir, env=env)
 
 
 def _examples() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -245,7 +270,11 @@ def embedding_backend(request: pytest.FixtureRequest, resources: ExitStack) -> E
         config = EmbeddingConfig(
             deployment_type="remote", url=f"{server.base_url}/v1", model_name="parity-emb"
         )
-    embedder = build_embedding_backend(config, backend=name, env={})
+    env: dict[str, str] = {}
+    if name == "nemo":
+        env = _nemo_platform(resources, "parity-emb")
+        config = EmbeddingConfig(deployment_type="local", model_name="parity-emb")
+    embedder = build_embedding_backend(config, backend=name, env=env)
     close = getattr(embedder, "close", None)
     if close is not None:
         resources.callback(close)
@@ -282,3 +311,24 @@ def test_a_merge_backend_locates_base_weights_or_says_why_not(name: str, tmp_pat
     assert isinstance(weights, BaseWeights) and Path(weights.path).exists()
     with pytest.raises(BackendError, match="not found"):
         build_merge_backend(name, str(tmp_path / "gone.gguf")).base_weights()
+
+
+# ---------------------------------------------------------------------------------------------------- deployment
+
+
+@pytest.mark.parametrize("name", _backends("deployment"))
+def test_deploy_serves_the_candidate_and_undeploy_stops_what_it_started(
+    name: str, resources: ExitStack
+) -> None:
+    import httpx
+
+    env = _nemo_platform(resources)
+    nim = NIMConfig(model_name="parity/candidate", backend=name, tag="1.0", gpus=1)
+    deployment = build_deployment_backend(nim, env=env)
+    assert isinstance(deployment, DeploymentBackend)
+    base_url = deployment.deploy()
+    assert base_url.endswith("/v1")
+    served = [m["id"] for m in httpx.get(f"{base_url}/models").json()["data"]]
+    assert served == ["parity/candidate"]
+    deployment.undeploy()
+    assert httpx.get(f"{base_url}/models").json()["data"] == []

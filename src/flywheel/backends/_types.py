@@ -1,7 +1,7 @@
 """The small interfaces every backend role implements, and the plain data that crosses them.
 
 Roles: inference (chat generation), training (LoRA SFT), embeddings, merge (an adapter merged into its base model,
-for export) and deployment (serving a model; no backend offers it yet). A judge is an inference backend plus a
+for export) and deployment (serving a model: ``nemo``, through the Deployment Manager). A judge is an inference backend plus a
 scorer (see ``flywheel.pipeline.evaluate``). Retries, concurrency limits, timing, progress and cancellation live in
 the wrappers the pipeline calls, not in each backend. :mod:`flywheel.backends.registry` builds them by name.
 """

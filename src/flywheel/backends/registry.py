@@ -1,7 +1,7 @@
 """Backends by name: a backend name (``nims[].backend``) → the factories it offers, one per role.
 
 Roles: ``inference``, ``training``, ``embeddings``, ``merge`` (an adapter merged into its base model, for export) and
-``deployment`` (serving a model; declared, no built-in backend offers it yet). Each role's interface is a small
+``deployment`` (serving a model; ``nemo`` offers it). Each role's interface is a small
 Protocol in :mod:`flywheel.backends._types`; the pipeline asks this module and never imports a backend itself.
 
 A backend lives in its own folder with a ``_factories`` module that sets ``BACKEND = BackendEntry(...)``; adding one
