@@ -19,6 +19,7 @@ through the gateway, 100% of calls logged. Nothing is asserted (timings are not 
     .venv/bin/python benchmarks/gateway.py --quick                  # a smoke run (seconds)
     .venv/bin/python benchmarks/gateway.py --clients 16 --stores sqlite --no-stream
     .venv/bin/python benchmarks/gateway.py --profile /tmp/prof      # the gateway under cProfile (slower)
+    .venv/bin/python benchmarks/gateway.py --load aiohttp           # a cheaper client: the gateway's own ceiling
 
 Where a figure needs explaining, profile the gateway: ``--profile DIR`` (cProfile, event-loop thread only) or
 ``py-spy record --gil --threads --pid PID`` on the ``--serve gateway`` child while a case runs.
@@ -324,11 +325,53 @@ def openai_client(base_url: str, api_key: str, connections: int) -> Any:
     return openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, http_client=http)
 
 
+class RawClient:
+    """A load generator cheaper than ``openai`` (``--load aiohttp``): the same requests through one aiohttp session,
+    the answer read whole, or the stream's events counted as they arrive. It leaves more of the machine to the
+    gateway, to show what one gateway process serves when the client is not the bottleneck."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        import aiohttp
+
+        self.url = base_url + "/chat/completions"
+        self.headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+    async def complete(self, content: str) -> None:
+        body = orjson.dumps({"model": MODEL, "messages": [{"role": "user", "content": content}]})
+        async with self.session.post(self.url, data=body, headers=self.headers) as reply:
+            await reply.read()
+            if reply.status != 200:
+                raise RuntimeError(f"HTTP {reply.status}")
+
+    async def stream(self, content: str) -> list[float]:
+        """The arrival time of each chunk event."""
+        body = {"model": MODEL, "messages": [{"role": "user", "content": content}], "stream": True}
+        times = []
+        async with self.session.post(self.url, data=orjson.dumps(body), headers=self.headers) as reply:
+            if reply.status != 200:
+                raise RuntimeError(f"HTTP {reply.status}")
+            async for line in reply.content:
+                if line.startswith(b"data: {"):
+                    times.append(time.perf_counter())
+        return times
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
 async def client_load(
-    base_url: str, api_key: str, clients: int, requests: int, stream: bool, tag: str
+    base_url: str,
+    api_key: str,
+    clients: int,
+    requests: int,
+    stream: bool,
+    tag: str,
+    load_client: str = "openai",
 ) -> Load:
     """``clients`` tasks share ``requests`` calls; each first makes one unmeasured call (opening its connection)."""
-    client = openai_client(base_url, api_key, clients)
+    raw = RawClient(base_url, api_key) if load_client == "aiohttp" else None
+    client = openai_client(base_url, api_key, clients) if raw is None else None
     load = Load()
     counter = itertools.count()
     barrier = asyncio.Barrier(clients)
@@ -341,9 +384,12 @@ async def client_load(
         try:
             if stream:
                 times = []
-                reply = await client.chat.completions.create(model=MODEL, messages=messages, stream=True)
-                async for _ in reply:
-                    times.append(time.perf_counter())
+                if raw is not None:
+                    times = await raw.stream(content)
+                else:
+                    reply = await client.chat.completions.create(model=MODEL, messages=messages, stream=True)
+                    async for _ in reply:
+                        times.append(time.perf_counter())
                 end = time.perf_counter()
                 if len(times) != STREAM_CHUNKS:
                     raise RuntimeError(f"{len(times)} chunks instead of {STREAM_CHUNKS}")
@@ -351,6 +397,9 @@ async def client_load(
                     load.first_chunk.append(times[0] - start)
                     load.gaps.extend(b - a for a, b in itertools.pairwise(times))
                     load.chunks += len(times)
+            elif raw is not None:
+                await raw.complete(content)
+                end = time.perf_counter()
             else:
                 await client.chat.completions.create(model=MODEL, messages=messages)
                 end = time.perf_counter()
@@ -372,7 +421,7 @@ async def client_load(
     try:
         await asyncio.gather(*(worker(w) for w in range(clients)))
     finally:
-        await client.close()
+        await (raw if raw is not None else client).close()
     load.wall = max(finished) - min(started)
     return load
 
@@ -583,6 +632,13 @@ def main() -> None:
     parser.add_argument(
         "--stream", action=argparse.BooleanOptionalAction, default=True, help="also run the streaming cases"
     )
+    parser.add_argument(
+        "--load",
+        choices=["openai", "aiohttp"],
+        default="openai",
+        help="the load generator: the openai client (default), or a cheaper aiohttp one that leaves the machine "
+        "to the gateway",
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 and 4 clients, a few calls each")
     parser.add_argument("--pg-url", default="postgresql://postgres@localhost:5432/postgres")
     parser.add_argument("--store-timeout", type=float, default=60.0, help="seconds to wait for every record")
@@ -669,7 +725,13 @@ def bench_case(
     requests = max(args.stream_requests if stream else args.requests, clients)
     calls = requests + clients
     tag = f"{run}{store[0]}{clients}{mode[0]}"
-    case = {"store": store, "clients": clients, "mode": mode, "profiled": args.profile is not None}
+    case = {
+        "store": store,
+        "clients": clients,
+        "mode": mode,
+        "load": args.load,
+        "profiled": args.profile is not None,
+    }
 
     def cpu() -> dict[str, float]:
         return {"client": time.process_time(), "upstream": upstream.cpu_s(), "gateway": gateway.cpu_s()}
@@ -680,12 +742,16 @@ def bench_case(
         return {role: round(1000.0 * (after[role] - before[role]) / calls, 3) for role in roles}
 
     before = cpu()
-    load = asyncio.run(client_load(upstream.url + "/v1", UPSTREAM_KEY, clients, requests, stream, "d" + tag))
+    load = asyncio.run(
+        client_load(upstream.url + "/v1", UPSTREAM_KEY, clients, requests, stream, "d" + tag, args.load)
+    )
     direct = summary(load) | {"cpu_ms_per_call": cpu_ms_per_call(before, cpu(), ["client", "upstream"])}
     emit({**case, "path": "direct", **direct})
 
     before = cpu()
-    through = asyncio.run(client_load(gateway.url + "/v1", FLYWHEEL_KEY, clients, requests, stream, tag))
+    through = asyncio.run(
+        client_load(gateway.url + "/v1", FLYWHEEL_KEY, clients, requests, stream, tag, args.load)
+    )
     after_load = cpu()
     stored, waited = stored_questions(engine, tag, through.ok, args.store_timeout)
     used = cpu_ms_per_call(before, after_load, ["client", "upstream"])
