@@ -320,6 +320,67 @@ def test_streamed_tool_calls_reach_the_app_in_order_and_are_logged_reassembled(
     assert record["response"]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def test_the_async_client_gets_every_answer_and_stream_byte_for_byte_and_each_is_logged_as_it_was_received(
+    start_flywheel: Callable[..., Flywheel],
+) -> None:
+    flywheel = start_flywheel()
+    sent_bytes = "".join(f"data: {json.dumps(c)}\n\n" for c in _tool_stream()) + "data: [DONE]\n\n"
+
+    async def app() -> tuple[list[Any], list[bytes]]:
+        client = openai.AsyncOpenAI(api_key=FLYWHEEL_KEY, base_url=flywheel.url + "/v1", max_retries=0)
+
+        async def ask(i: int) -> Any:
+            messages: Any = [{"role": "user", "content": f"question {i}"}]
+            if i % 2:
+                return await client.chat.completions.create(model="teacher", messages=messages)
+            stream = await client.chat.completions.create(
+                model="tool-streamer", messages=messages, tools=[WEATHER_TOOL], stream=True
+            )
+            return [chunk async for chunk in stream]
+
+        async def raw_stream() -> bytes:  # what reaches the wire, below any client's parsing
+            body = {"model": "tool-streamer", "messages": MESSAGES, "stream": True}
+            headers = {"authorization": f"Bearer {FLYWHEEL_KEY}"}
+            async with (
+                httpx.AsyncClient() as http,
+                http.stream(
+                    "POST", flywheel.url + "/v1/chat/completions", json=body, headers=headers
+                ) as reply,
+            ):
+                return b"".join([piece async for piece in reply.aiter_raw()])
+
+        answers = await asyncio.gather(*(ask(i) for i in range(12)))
+        raws = await asyncio.gather(*(raw_stream() for _ in range(3)))
+        await client.close()
+        return list(answers), list(raws)
+
+    answers, raws = asyncio.run(app())
+
+    assert raws == [sent_bytes.encode()] * 3
+    for i, answer in enumerate(answers):
+        if i % 2:
+            assert answer.choices[0].message.content == f"echo: question {i}"
+        else:
+            assert [c.model_dump(mode="json", exclude_unset=True) for c in answer] == _tool_stream()
+    records = {r["request"]["messages"][-1]["content"]: r for r in flywheel.records(15)}
+    for i, answer in enumerate(answers):  # the record holds what the app received
+        response = records[f"question {i}"]["response"]
+        if i % 2:
+            assert response == answer.model_dump(mode="json", exclude_unset=True)
+        else:
+            calls = [
+                c.choices[0].delta.tool_calls for c in answer if c.choices and c.choices[0].delta.tool_calls
+            ]
+            names = [
+                call.function.name
+                for delta in calls
+                for call in delta
+                if call.function and call.function.name
+            ]
+            got = [call["function"]["name"] for call in response["choices"][0]["message"]["tool_calls"]]
+            assert got == names == ["get_weather", "get_time"]
+
+
 def test_upstream_errors_pass_through_with_their_body_and_headers_and_are_not_logged(
     start_flywheel: Callable[..., Flywheel],
 ) -> None:
