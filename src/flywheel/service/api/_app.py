@@ -14,6 +14,7 @@ from flywheel.config import GatewayConfig, Settings
 from flywheel.errors import ConfigError
 from flywheel.service.api import _jobs, _logs, _quarantine
 from flywheel.service.api._auth import make_auth_dependency
+from flywheel.service.api._docs import mount_docs
 from flywheel.service.api._errors import error_responses, install_error_handlers
 from flywheel.service.jobs import JobRequest
 from flywheel.service.web import mount_dashboard
@@ -81,6 +82,8 @@ def create_app(
         version=__version__,
         description="Turn production LLM logs into evidence that a smaller model can replace the big one.",
         lifespan=lifespan,
+        docs_url=None,  # served by mount_docs, with its assets, so that the pages work offline
+        redoc_url=None,
     )
     app.state.settings = settings
 
@@ -99,6 +102,7 @@ def create_app(
 
         # The same flywheel keys as /api; the upstream's key is the gateway's own and never the caller's.
         mount_gateway(app, require_api_key)
+    mount_docs(app)
     mount_dashboard(app)  # public: the page asks for the API key when /api answers 401
     return app
 
