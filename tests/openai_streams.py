@@ -1,9 +1,12 @@
-"""Server-sent chat-completion chunks for tests that stream (the SDK wrapper, the gateway): a text answer in pieces
-and two parallel tool calls whose arguments arrive interleaved, split mid-token."""
+"""OpenAI protocol fakes for tests (the SDK wrapper, the gateway): server-sent chat-completion chunks — a text answer
+in pieces and two parallel tool calls whose arguments arrive interleaved, split mid-token — and a minimal upstream
+that echoes the last user message."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from fastapi import FastAPI, Request  # at module level: FastAPI resolves the handler's annotations here
 
 CREATED = 1_700_000_000
 TEXT_PIECES = ["Bon", "jour", ", ", "monde", "!"]
@@ -53,3 +56,22 @@ def tool_stream(*, model: str = "fake-model") -> list[dict[str, Any]]:
         call(1, function={"arguments": '"CET"}'}),
         chunk({}, "tool_calls", model=model),
     ]
+
+
+def echo_upstream() -> FastAPI:
+    """A FastAPI app answering ``POST /v1/chat/completions`` with ``echo: <last message's content>``."""
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request) -> Any:
+        body = await request.json()
+        message = {"role": "assistant", "content": f"echo: {body['messages'][-1]['content']}"}
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        }
+
+    return app

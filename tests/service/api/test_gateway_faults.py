@@ -16,12 +16,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import openai
 import orjson
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
@@ -30,6 +29,7 @@ from flywheel.config import FlywheelConfig, Settings
 from flywheel.sdk._sinks import Delivery, Record
 from flywheel.service.api import create_app
 from flywheel.store import log_records, open_store, quarantined_records
+from openai_streams import echo_upstream
 from servers import serve
 
 pytestmark = pytest.mark.postgres
@@ -47,29 +47,6 @@ OUTAGE_S = 1.5
 SPOOL_RETRY_S = 0.2
 #: Bound on every wait of the test (the calls, the faults, the drain).
 DEADLINE_S = 60.0
-
-
-def upstream_app() -> FastAPI:
-    app = FastAPI()
-
-    @app.post("/v1/chat/completions")
-    async def completions(request: Request) -> Any:
-        body = await request.json()
-        return {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1_700_000_000,
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": f"echo: {body['messages'][-1]['content']}"},
-                    "finish_reason": "stop",
-                }
-            ],
-        }
-
-    return app
 
 
 class DeliveryWatch:
@@ -99,7 +76,7 @@ class DeliveryWatch:
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
     """Why: one upstream for the module (start-up costs); it is stateless."""
-    with serve(upstream_app()) as url:
+    with serve(echo_upstream()) as url:
         yield url + "/v1"
 
 

@@ -15,40 +15,21 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from sqlalchemy import Engine, select
 
 import flywheel.pipeline.ingest as ingest_module
 from flywheel.config import FlywheelConfig, Settings
 from flywheel.service.api import create_app
 from flywheel.store import log_records, open_store
+from openai_streams import echo_upstream
 from servers import serve
-
-
-def upstream_app() -> FastAPI:
-    app = FastAPI()
-
-    @app.post("/v1/chat/completions")
-    async def completions(request: Request) -> Any:
-        body = await request.json()
-        content = f"echo: {body['messages'][-1]['content']}"
-        return {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1_700_000_000,
-            "model": body["model"],
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-            ],
-        }
-
-    return app
 
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
     """Why: one upstream for the module (start-up costs); it is stateless."""
-    with serve(upstream_app()) as url:
+    with serve(echo_upstream()) as url:
         yield url + "/v1"
 
 
@@ -146,7 +127,7 @@ def test_exchanges_spooled_before_a_clean_restart_are_stored_by_the_next_process
     assert outage.failures >= 1
     outage.down = False  # the store is back
     flywheel_app(engine)  # the next process replays the spool at start-up, with no new traffic
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20  # generous: a loaded CI machine
     while stored_questions(engine) != sent and time.monotonic() < deadline:
         time.sleep(0.02)
     assert stored_questions(engine) == sent
