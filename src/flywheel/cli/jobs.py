@@ -212,28 +212,28 @@ def _update_progress(progress: Any, tasks: dict[str, Any], detail: dict[str, Any
 
 
 class _RemoteJobs:
-    """The same operations as the local store, through a flywheel server's HTTP API."""
+    """The same operations as the local store, through a flywheel server's HTTP API (:class:`flywheel.Client`)."""
 
     def __init__(self, url: str, api_key: str | None) -> None:
-        from flywheel.cli._remote import RemoteClient
+        from flywheel.client import Client
 
-        self._call = RemoteClient(url, api_key).call
+        self._client = Client(url, api_key=api_key)
 
     def list_jobs(self, **filters: Any) -> tuple[list[dict[str, Any]], int]:
-        body = self._call("GET", "/api/jobs", params={k: v for k, v in filters.items() if v is not None})
-        return body["jobs"], body["total"]
+        page = self._client.list_jobs(**filters)
+        return [dict(job) for job in page["jobs"]], page["total"]
 
     def detail(self, job_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/api/jobs/{job_id}"))
+        return dict(self._client.get_job(job_id))
 
     def request_cancel(self, job_id: str) -> str:
-        return str(self._call("POST", f"/api/jobs/{job_id}/cancel")["message"])
+        return self._client.cancel_job(job_id)["message"]
 
     def remove(self, job_id: str) -> None:
-        self._call("DELETE", f"/api/jobs/{job_id}")
+        self._client.delete_job(job_id)
 
     def report(self, job_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/api/jobs/{job_id}/report"))
+        return dict(self._client.report(job_id))
 
 
 class _LocalJobs:

@@ -29,21 +29,19 @@ class _LocalQuarantine:
 
 
 class _RemoteQuarantine:
-    """The same reads through a flywheel server's ``/api/quarantine``."""
+    """The same reads through a flywheel server's ``/api/quarantine`` (:class:`flywheel.Client`)."""
 
     def __init__(self, url: str, api_key: str | None) -> None:
-        from flywheel.cli._remote import RemoteClient
+        from flywheel.client import Client
 
-        self._call = RemoteClient(url, api_key).call
+        self._client = Client(url, api_key=api_key)
 
     def page(self, **filters: Any) -> tuple[list[dict[str, Any]], int]:
-        body = self._call(
-            "GET", "/api/quarantine", params={k: v for k, v in filters.items() if v is not None}
-        )
-        return body["records"], body["total"]
+        page = self._client.list_quarantine(**filters)
+        return [dict(record) for record in page["records"]], page["total"]
 
     def record(self, record_id: int) -> dict[str, Any]:
-        return dict(self._call("GET", f"/api/quarantine/{record_id}"))
+        return dict(self._client.get_quarantined(record_id))
 
 
 def _backend(ctx: click.Context) -> _LocalQuarantine | _RemoteQuarantine:
