@@ -14,10 +14,12 @@ from flywheel.backends._types import (
     InferenceBackend,
     MergeBackend,
     Message,
+    StopCheck,
     Tool,
     TrainedAdapter,
     TrainingBackend,
     TrainingProgress,
+    stop_is_cancel,
 )
 
 __all__ = [
@@ -30,8 +32,10 @@ __all__ = [
     "InferenceBackend",
     "MergeBackend",
     "Message",
+    "StopCheck",
     "Tool",
     "TrainedAdapter",
     "TrainingBackend",
     "TrainingProgress",
+    "stop_is_cancel",
 ]

@@ -1,8 +1,8 @@
 """The small interfaces every backend role implements, and the plain data that crosses them.
 
 Roles: inference (chat generation), training (LoRA SFT), embeddings, merge (an adapter merged into its base model,
-for export) and deployment (serving a model: ``nemo``, through the Deployment Manager). A judge is an inference backend plus a
-scorer (see ``flywheel.pipeline.evaluate``). Retries, concurrency limits, timing, progress and cancellation live in
+for export) and deployment (serving a model: ``nemo``, through the Deployment Manager). A judge is an inference backend
+plus a scorer (see ``flywheel.pipeline.evaluate``). Retries, concurrency limits, timing, progress and cancellation live in
 the wrappers the pipeline calls, not in each backend. :mod:`flywheel.backends.registry` builds them by name.
 """
 
@@ -157,15 +157,59 @@ class MergeBackend(Protocol):
 
 @runtime_checkable
 class DeploymentBackend(Protocol):
-    """Serves one candidate so that an inference backend can reach it (e.g. the NeMo Deployment Manager).
+    """Serves one candidate so that an inference backend can reach it (``nemo``: the NeMo Deployment Manager).
 
-    No built-in backend offers this role yet; a backend that does registers a ``deployment`` factory.
+    Ownership is part of the role: a deployment that was there before is reused and never shut down; one this
+    backend created (or that a crashed run recorded as created and passed back to the factory as
+    ``started_by_flywheel=True``) is shut down by :meth:`undeploy`.
     """
 
-    def deploy(self) -> str:
-        """Start serving the candidate and wait until it is ready; returns its OpenAI-compatible base URL (…/v1)."""
+    @property
+    def ref(self) -> str:
+        """What is served, as the serving system names it (e.g. ``namespace/name``), for the job's record."""
+        ...
+
+    @property
+    def started_by_flywheel(self) -> bool:
+        """Whether flywheel started this deployment (and so may shut it down)."""
+        ...
+
+    def deploy(
+        self,
+        on_progress: Callable[[Any], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_started: Callable[[Any], None] | None = None,
+    ) -> str:
+        """Start serving the candidate (or reuse what serves it) and wait until it is ready; returns its
+        OpenAI-compatible base URL (…/v1). ``on_started`` is called as soon as this call started a deployment,
+        before any wait, so the caller can record it; ``should_stop`` is asked during the wait (see
+        :func:`stop_is_cancel` for what a stop does to a deployment this call started)."""
         ...
 
     def undeploy(self) -> None:
-        """Stop serving the candidate and free what it held."""
+        """Stop serving the candidate and free what it held — only if flywheel started it."""
         ...
+
+    def close(self) -> None:
+        """Close connections (the deployment itself is left as it is)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StopCheck:
+    """A ``should_stop`` that also says why it stops: ``cancelled()`` true — the job was cancelled, so work left on
+    a remote platform (a customization job, a deployment this run started) is stopped too; false — only this
+    worker stops (it shuts down), so remote work is left running for the worker that resumes the job to re-attach."""
+
+    stop: Callable[[], bool]
+    cancelled: Callable[[], bool]
+
+    def __call__(self) -> bool:
+        return self.stop()
+
+
+def stop_is_cancel(should_stop: Callable[[], bool] | None) -> bool:
+    """Whether a stop ``should_stop`` asked for is the job's cancellation (a :class:`StopCheck` says; any other
+    callable's stop counts as one, so remote work is never left behind by a caller that cannot tell)."""
+    cancelled = getattr(should_stop, "cancelled", None)
+    return True if cancelled is None else bool(cancelled())

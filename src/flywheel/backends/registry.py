@@ -8,6 +8,11 @@ A backend lives in its own folder with a ``_factories`` module that sets ``BACKE
 is that folder plus one line in :data:`_BUILT_IN` (or a :func:`register` call). The module is imported the first
 time its backend is used, so ``import flywheel`` loads neither torch nor an HTTP stack it does not need.
 
+Where a platform is (the configuration's ``nmp_config``) reaches only the backends that run on it: every builder
+takes ``nmp=`` and hands it to a backend whose entry says ``uses_nmp_config=True`` (``nemo``); the others' factories
+never see it, so they keep their signatures. The flag is on the entry, not guessed from each factory's signature, so
+a backend states once, where it is registered, that it runs on the platform.
+
 ::
 
     backend = build_inference_backend(nim, cache_dir=home / "cache" / "models")          # base / ICL eval
@@ -15,6 +20,7 @@ time its backend is used, so ``import flywheel`` loads neither torch nor an HTTP
     adapter = trainer.train(train, val, out_dir, on_progress, should_stop)
     tuned = build_inference_backend(nim, adapter_dir=adapter.adapter_dir)                # customized eval
     embedder = build_embedding_backend(embedding_nim_config)                              # ICL example selection
+    serving = build_deployment_backend(nim, nmp=config.nmp_config)                        # a NeMo candidate's NIM
     build_merge_backend("local", "smollm2-135m-instruct").save_merged(adapter_dir, out)  # export --merged
     release_models()                                                                     # at the end of a job
 """
@@ -36,7 +42,7 @@ from flywheel.backends._types import (
     MergeBackend,
     TrainingBackend,
 )
-from flywheel.config._models import EmbeddingConfig, LoRAConfig, NIMConfig, TrainingConfig
+from flywheel.config._models import EmbeddingConfig, LoRAConfig, NIMConfig, NMPConfig, TrainingConfig
 from flywheel.errors import BackendError, ConfigError
 
 Role = Literal["inference", "training", "embeddings", "merge", "deployment"]
@@ -89,9 +95,12 @@ class MergeFactory(Protocol):
 
 
 class DeploymentFactory(Protocol):
-    """Builds the deployment backend of one candidate."""
+    """Builds the deployment backend of one candidate; ``started_by_flywheel``: a run recorded that flywheel
+    started its deployment (so it may be shut down)."""
 
-    def __call__(self, nim: NIMConfig, *, env: Mapping[str, str]) -> DeploymentBackend: ...
+    def __call__(
+        self, nim: NIMConfig, *, env: Mapping[str, str], started_by_flywheel: bool = False
+    ) -> DeploymentBackend: ...
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,8 @@ class BackendEntry:
     merge: MergeFactory | None = None
     deployment: DeploymentFactory | None = None
     release: Callable[[], object] | None = None
+    #: Its factories take ``nmp=`` (the configuration's ``nmp_config``, or ``None``): it runs on the NeMo platform.
+    uses_nmp_config: bool = False
 
 
 ROLES: tuple[Role, ...] = ("inference", "training", "embeddings", "merge", "deployment")
@@ -142,9 +153,14 @@ def register(
     merge: MergeFactory | None = None,
     deployment: DeploymentFactory | None = None,
     release: Callable[[], object] | None = None,
+    uses_nmp_config: bool = False,
 ) -> None:
-    """Add (or replace) a backend name with the factories it offers; tests use this to plug in scripted behaviour."""
-    _REGISTRY[name] = BackendEntry(inference, training, embeddings, merge, deployment, release)
+    """Add (or replace) a backend name with the factories it offers; tests use this to plug in scripted behaviour.
+
+    ``uses_nmp_config``: its factories take ``nmp=`` (see :class:`BackendEntry`)."""
+    _REGISTRY[name] = BackendEntry(
+        inference, training, embeddings, merge, deployment, release, uses_nmp_config
+    )
 
 
 def backend_names() -> list[str]:
@@ -210,6 +226,11 @@ def _path(value: str | Path | None) -> Path | None:
     return Path(value) if value is not None else None
 
 
+def _platform(name: str, nmp: NMPConfig | None) -> dict[str, Any]:
+    """``{"nmp": nmp}`` for a backend that runs on the NeMo platform, else nothing (its factories do not take it)."""
+    return {"nmp": nmp} if _entry(name).uses_nmp_config else {}
+
+
 # ------------------------------------------------------------------------------------------------ one builder per role
 
 
@@ -220,17 +241,20 @@ def build_inference_backend(
     cache_dir: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     endpoint: EndpointOptions | None = None,
+    nmp: NMPConfig | None = None,
 ) -> InferenceBackend:
     """The inference backend of candidate ``nim`` (with its fine-tuned ``adapter_dir`` for customized evaluation).
 
     ``cache_dir`` holds converted local models (e.g. ``<home>/cache/models``); ``env`` supplies API keys and the
     ``FLYWHEEL_DEVICE`` / ``FLYWHEEL_DTYPE`` overrides (default: ``os.environ``); ``endpoint`` sets the key,
-    concurrency, timeout and retries of a backend that calls a server (a judge's settings).
+    concurrency, timeout and retries of a backend that calls a server (a judge's settings); ``nmp`` is where the
+    NeMo platform is (``nmp_config``, for the backends that run there).
     """
     factory = _factory(
         nim.backend, "inference", f"Candidate {nim.model_name!r}", "choose another nims[].backend"
     )
-    extra = {} if endpoint is None else {"endpoint": endpoint}  # see InferenceFactory
+    extra: dict[str, Any] = {} if endpoint is None else {"endpoint": endpoint}  # see InferenceFactory
+    extra.update(_platform(nim.backend, nmp))
     backend: InferenceBackend = factory(
         nim,
         adapter_dir=_path(adapter_dir),
@@ -248,8 +272,10 @@ def build_training_backend(
     *,
     cache_dir: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    nmp: NMPConfig | None = None,
 ) -> TrainingBackend:
-    """The training backend of candidate ``nim``, configured from ``training_config`` and ``lora_config``."""
+    """The training backend of candidate ``nim``, configured from ``training_config`` and ``lora_config``
+    (``nmp``: where the NeMo platform is, for the backends that run there)."""
     factory = _factory(
         nim.backend,
         "training",
@@ -257,25 +283,37 @@ def build_training_backend(
         "set customization_enabled: false for it or choose a backend that can",
     )
     backend: TrainingBackend = factory(
-        nim, training, lora, cache_dir=_path(cache_dir), env=os.environ if env is None else env
+        nim,
+        training,
+        lora,
+        cache_dir=_path(cache_dir),
+        env=os.environ if env is None else env,
+        **_platform(nim.backend, nmp),
     )
     return backend
 
 
 def build_embedding_backend(
-    config: EmbeddingConfig, *, backend: str | None = None, env: Mapping[str, str] | None = None
+    config: EmbeddingConfig,
+    *,
+    backend: str | None = None,
+    env: Mapping[str, str] | None = None,
+    nmp: NMPConfig | None = None,
 ) -> EmbeddingBackend:
     """The embedding backend of ``embedding_nim_config``: ``backend``, or by ``deployment_type`` ``remote`` → the
     OpenAI-compatible endpoint at ``config.url``, ``local`` → the local engine (sentence-transformers).
 
-    ``env`` supplies the API key (``config.api_key_env``, then ``EMB_API_KEY``, then ``NVIDIA_API_KEY``).
+    ``env`` supplies the API key (``config.api_key_env``, then ``EMB_API_KEY``, then ``NVIDIA_API_KEY``); ``nmp`` is
+    where the NeMo platform is, for a backend that runs there.
     """
     name = backend or ("openai" if config.deployment_type == "remote" else "local")
     key = "icl_config.similarity_config.embedding_nim_config"
     factory = _factory(
         name, "embeddings", "The embedding model", "set deployment_type to remote or local", key
     )
-    embedder: EmbeddingBackend = factory(config, env=os.environ if env is None else env)
+    embedder: EmbeddingBackend = factory(
+        config, env=os.environ if env is None else env, **_platform(name, nmp)
+    )
     return embedder
 
 
@@ -300,13 +338,26 @@ def build_merge_backend(
     return merger
 
 
-def build_deployment_backend(nim: NIMConfig, *, env: Mapping[str, str] | None = None) -> DeploymentBackend:
-    """The deployment backend of candidate ``nim`` (for backends that serve models, such as NeMo)."""
+def build_deployment_backend(
+    nim: NIMConfig,
+    *,
+    env: Mapping[str, str] | None = None,
+    nmp: NMPConfig | None = None,
+    started_by_flywheel: bool = False,
+) -> DeploymentBackend:
+    """The deployment backend of candidate ``nim`` (for backends that serve models, such as NeMo; ``nmp``: where
+    the NeMo platform is; ``started_by_flywheel``: an earlier run recorded that flywheel started the deployment,
+    so this one may shut it down)."""
     factory = _factory(
         nim.backend,
         "deployment",
         f"Candidate {nim.model_name!r}",
         "serve the model yourself and give its endpoint as backend openai with base_url",
     )
-    deployment: DeploymentBackend = factory(nim, env=os.environ if env is None else env)
+    deployment: DeploymentBackend = factory(
+        nim,
+        env=os.environ if env is None else env,
+        started_by_flywheel=started_by_flywheel,
+        **_platform(nim.backend, nmp),
+    )
     return deployment

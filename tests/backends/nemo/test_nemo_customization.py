@@ -152,6 +152,21 @@ def test_cancel_is_propagated_to_the_platform_job(
     assert not (tmp_path / MANIFEST).exists()
 
 
+def test_a_worker_that_stops_without_a_cancel_leaves_the_platform_job_running_to_reattach_later(
+    emu: NemoEmulator, client: PlatformClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    from flywheel.backends import StopCheck
+
+    emu.script("customization", [Phase("created", 1), Phase("running", None)])
+    only_the_worker = StopCheck(stop=lambda: clock.now >= 90, cancelled=lambda: False)
+    with pytest.raises(JobCancelled, match="followed again"):
+        _trainer(client, clock).train(_records(8), [], tmp_path, should_stop=only_the_worker)
+    [job_id] = list(emu.customization_jobs)
+    assert emu.created["customization_cancel"] == 0
+    assert emu.customization_jobs[job_id].lifecycle.status == "running"
+    assert json.loads((tmp_path / JOB_RECORD).read_text())["job_id"] == job_id
+
+
 def test_a_failed_job_ends_the_run_with_the_platforms_reason(
     emu: NemoEmulator, client: PlatformClient, clock: FakeClock, tmp_path: Path
 ) -> None:

@@ -190,6 +190,21 @@ def test_cancel_stops_the_wait_and_shuts_down_what_was_started(
     assert clock.now == 10.0 and emu.deployments == {}
 
 
+def test_a_worker_that_stops_without_a_cancel_leaves_the_deployment_it_started_coming_up(
+    emu: NemoEmulator, client: PlatformClient, clock: FakeClock
+) -> None:
+    from flywheel.backends import StopCheck
+
+    emu.script("deployment", stalls("pending"))
+    only_the_worker = StopCheck(stop=lambda: clock.now >= 10.0, cancelled=lambda: False)
+    with pytest.raises(JobCancelled):
+        _deployment(client, clock).deploy(should_stop=only_the_worker)
+    assert list(emu.deployments) == [(NS, NAME)]  # the worker that resumes the job adopts it
+    with pytest.raises(JobCancelled):
+        _deployment(client, clock).deploy(should_stop=StopCheck(lambda: True, cancelled=lambda: True))
+    assert list(emu.deployments) == [(NS, NAME)]  # a run that did not start it never removes it
+
+
 def test_a_candidate_without_a_tag_or_gpus_is_a_config_error_naming_the_keys() -> None:
     with pytest.raises(ConfigError) as caught:
         DeploymentSpec.from_nim(NIMConfig(model_name=MODEL, backend="nemo"), NS)

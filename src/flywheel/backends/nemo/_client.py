@@ -78,7 +78,8 @@ class PlatformEndpoints:
 
     @classmethod
     def from_config(cls, nmp: NMPConfig, env: Mapping[str, str]) -> PlatformEndpoints:
-        """From ``nmp_config``, its missing URLs from the environment (:data:`ENV_NAMES`), secrets from ``env``."""
+        """From ``nmp_config``, the URLs and namespace it does not set from the environment (:data:`ENV_NAMES`),
+        secrets from ``env``."""
         values = {
             key: getattr(nmp, key) or env.get(name) or None
             for key, name in ENV_NAMES.items()
@@ -96,7 +97,10 @@ class PlatformEndpoints:
             nemo_base_url=str(values["nemo_base_url"]).rstrip("/"),
             nim_base_url=str(values["nim_base_url"]).rstrip("/"),
             datastore_base_url=str(values["datastore_base_url"]).rstrip("/"),
-            namespace=nmp.nmp_namespace,
+            # a namespace the file does not set may come from the environment, like the URLs
+            namespace=nmp.nmp_namespace
+            if "nmp_namespace" in nmp.model_fields_set
+            else env.get(ENV_NAMES["nmp_namespace"]) or nmp.nmp_namespace,
             api_key=env.get(API_KEY_ENV) or None,
             hf_token=env.get(HF_TOKEN_ENV) or None,
         )

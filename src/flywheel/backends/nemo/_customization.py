@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flywheel.backends._types import TrainedAdapter, TrainingProgress
+from flywheel.backends._types import TrainedAdapter, TrainingProgress, stop_is_cancel
 from flywheel.backends.nemo._client import PlatformClient, PlatformError
 from flywheel.backends.nemo._datasets import DatasetRef, NemoDatasets
 from flywheel.backends.nemo._inference import CustomizedModel
@@ -306,6 +306,12 @@ class NemoCustomization:
         reported_step = 0
         while True:
             if should_stop is not None and should_stop():
+                # only this worker stops: the platform's job goes on and is re-attached when the job resumes
+                if not stop_is_cancel(should_stop):
+                    raise JobCancelled(
+                        f"Stopped following customization job {job.job_id} of {self.nim.model_name!r}; it goes "
+                        f"on on the platform and is followed again from {JOB_RECORD} when the job resumes."
+                    )
                 self.cancel(job)
                 raise JobCancelled(
                     f"Customization of {self.nim.model_name!r} was cancelled; job {job.job_id} cancelled on the platform."

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from flywheel.backends._types import stop_is_cancel
 from flywheel.backends.nemo._client import PlatformClient, PlatformError
 from flywheel.config._models import NIMConfig
 from flywheel.errors import BackendError, ConfigError, JobCancelled
@@ -160,9 +161,11 @@ class NimDeployment:
         """Make the model served and wait until it is; returns :attr:`base_url`.
 
         ``on_progress`` hears every status read; ``should_stop`` is asked before each one (true: stop, shut down
-        what this call started, raise :class:`~flywheel.errors.JobCancelled`); ``on_started`` is called right after
-        this call created the deployment, before any wait, so that a caller can record it for cleanup after a
-        crash. Raises :class:`~flywheel.errors.BackendError` when the deployment fails, stalls or times out.
+        what this call started — unless it is a :class:`~flywheel.backends.StopCheck` that says only the worker
+        stops, see :func:`~flywheel.backends.stop_is_cancel` — and raise :class:`~flywheel.errors.JobCancelled`);
+        ``on_started`` is called right after this call created the deployment, before any wait, so that a caller
+        can record it for cleanup after a crash. Raises :class:`~flywheel.errors.BackendError` when the deployment
+        fails, stalls or times out.
         """
         record = self._get()
         if record is None:
@@ -188,6 +191,14 @@ class NimDeployment:
         try:
             self._wait_ready(record, on_progress, should_stop)
             self._wait_served(on_progress, should_stop)
+        except JobCancelled:
+            if stop_is_cancel(should_stop):
+                self._shut_down_after_failure()
+            else:  # only this worker stops: the one that resumes the job finds the deployment going on
+                logger.info(
+                    "leaving NeMo deployment %s to come up: the worker stops, the job goes on", self.ref
+                )
+            raise
         except BaseException:
             self._shut_down_after_failure()
             raise

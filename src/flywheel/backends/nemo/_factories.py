@@ -2,8 +2,9 @@
 
 Roles: ``inference`` (the NIM proxy's OpenAI-compatible endpoint), ``training`` (NeMo Customizer), ``embeddings``
 (the NIM embeddings endpoint, with ``input_type``) and ``deployment`` (the Deployment Manager). Where the platform is
-comes from ``nmp`` (the configuration's ``nmp_config``) when the caller passes it, else from the environment
-(``NEMO_BASE_URL``, ``NIM_BASE_URL``, ``DATASTORE_BASE_URL``, ``NMP_NAMESPACE``); keys always come from ``env``
+comes from ``nmp`` (the configuration's ``nmp_config``, which the registry's builders pass because this entry says
+``uses_nmp_config``); what it leaves unset comes from the environment (``NEMO_BASE_URL``, ``NIM_BASE_URL``,
+``DATASTORE_BASE_URL``, ``NMP_NAMESPACE``), as does everything when no ``nmp`` is given; keys always come from ``env``
 (``NMP_API_KEY``, ``HF_TOKEN``). ``NMP_POLL_INTERVAL_S`` in ``env`` sets the seconds between status reads of
 deployments and customization jobs (default 5 and 30). Importing this module is cheap: each factory imports what it
 builds.
@@ -124,16 +125,32 @@ def embeddings(
     )
 
 
-def deployment(nim: NIMConfig, *, env: Mapping[str, str], nmp: NMPConfig | None = None) -> DeploymentBackend:
-    """The Deployment Manager deployment of ``nim``'s base NIM (image, tag, GPUs, volume from ``nims[]``)."""
+def deployment(
+    nim: NIMConfig,
+    *,
+    env: Mapping[str, str],
+    nmp: NMPConfig | None = None,
+    started_by_flywheel: bool = False,
+) -> DeploymentBackend:
+    """The Deployment Manager deployment of ``nim``'s base NIM (image, tag, GPUs, volume from ``nims[]``);
+    ``started_by_flywheel``: a run recorded that flywheel created it, so :meth:`undeploy` may delete it."""
     from flywheel.backends.nemo._client import PlatformClient
     from flywheel.backends.nemo._deployment import DeploymentSpec, NimDeployment
 
     endpoints = platform(env, nmp)
     spec = DeploymentSpec.from_nim(nim, endpoints.namespace)
     return NimDeployment(
-        PlatformClient(endpoints), spec, poll_interval_s=poll_interval(env, DEPLOYMENT_POLL_S)
+        PlatformClient(endpoints),
+        spec,
+        poll_interval_s=poll_interval(env, DEPLOYMENT_POLL_S),
+        started_by_flywheel=started_by_flywheel,
     )
 
 
-BACKEND = BackendEntry(inference=inference, training=training, embeddings=embeddings, deployment=deployment)
+BACKEND = BackendEntry(
+    inference=inference,
+    training=training,
+    embeddings=embeddings,
+    deployment=deployment,
+    uses_nmp_config=True,
+)

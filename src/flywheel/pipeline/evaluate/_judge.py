@@ -12,13 +12,14 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flywheel.backends._types import ChatRequest, EndpointOptions, InferenceBackend, Message
 from flywheel.backends.registry import build_inference_backend
 from flywheel.config import LLMJudgeConfig, NIMConfig
+from flywheel.config._models import NMPConfig
 from flywheel.errors import ConfigError
 from flywheel.pipeline.evaluate._answers import Answer
 
@@ -341,6 +342,8 @@ def build_judge(
     *,
     inference: Callable[[NIMConfig], InferenceBackend] | None = None,
     max_retries: int = 5,
+    nmp: NMPConfig | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Judge:
     """A :class:`Judge` from ``llm_judge_config`` and the judge's API key (resolved by the caller from
     ``api_key_env`` / ``LLM_JUDGE_API_KEY`` / ``NVIDIA_API_KEY``), its model built through the backend registry.
@@ -349,7 +352,11 @@ def build_judge(
     ``max_concurrency``, ``timeout_s`` and ``max_retries``. ``backend: local`` runs ``model_path`` (or
     ``model_name``) in this process, built by ``inference`` when given (the job runner passes its own backend
     factory, so the judge shares the job's model cache and tests can script it) and by the local backend otherwise.
-    The NeMo-deployed judge is not supported here.
+    ``backend: nemo`` (the default for ``deployment_type: local``, as in the reference) calls ``model_name`` on the
+    NeMo platform's NIM proxy (``nmp``: the configuration's ``nmp_config``) with the same endpoint settings and the
+    platform's key (``env[api_key_env]``, else ``NMP_API_KEY`` from ``env``, default ``os.environ``) — never
+    ``api_key``, which may be a hosted API's key (``NVIDIA_API_KEY``) that the platform must not receive. The
+    judge's NIM must be served there already (flywheel does not deploy the judge).
     """
     backend_name = config.backend or ("openai" if config.deployment_type == "remote" else "nemo")
     if backend_name == "openai":
@@ -377,9 +384,21 @@ def build_judge(
         nim = NIMConfig(model_name=name, backend="local", model_path=config.model_path)
         backend = inference(nim) if inference is not None else build_inference_backend(nim)
         return Judge(backend, model_name=name)
+    if backend_name == "nemo":
+        if not config.model_name:
+            raise ConfigError(
+                "llm_judge_config needs model_name for a judge on the NeMo platform.",
+                [("llm_judge_config.model_name", "required for backend nemo")],
+            )
+        nim = NIMConfig(model_name=config.model_name, backend="nemo", api_key_env=config.api_key_env)
+        endpoint = EndpointOptions(
+            max_concurrency=config.max_concurrency, timeout_s=config.timeout_s, max_retries=max_retries
+        )
+        backend = build_inference_backend(nim, endpoint=endpoint, nmp=nmp, env=env)
+        return Judge(backend, model_name=config.model_name)
     raise ConfigError(
-        "A NeMo-deployed judge (deployment_type: local without backend) is not supported by the evaluator yet; "
-        "set llm_judge_config.backend to 'openai' (with url) or 'local' (with model_path).",
+        f"Unsupported judge backend {backend_name!r}; set llm_judge_config.backend to 'openai' (with url), "
+        "'local' (with model_path) or 'nemo'.",
         [("llm_judge_config.backend", f"unsupported judge backend {backend_name!r}")],
     )
 

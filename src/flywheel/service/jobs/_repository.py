@@ -416,16 +416,26 @@ class JobRepository:
         result: Mapping[str, Any] | None = None,
         started_at: float | None = None,
     ) -> None:
-        """Give a step its final status; a completed or skipped one gets progress 100 and its result."""
+        """Give a step its final status; a completed or skipped one gets progress 100 and its result (what
+        :meth:`note_step` recorded while it ran is kept beside it)."""
         values: dict[str, Any] = {"status": status, "finished_at": time.time(), "error": error}
         if status in ("completed", "skipped"):
             values.update(progress=100.0, lease_expires_at=None)
-        if result is not None:
-            values["result"] = _dumps(result)
         if started_at is not None:
             values["started_at"] = started_at
         with self.engine.begin() as conn:
+            if result is not None:
+                noted = conn.scalar(select(job_steps.c.result).where(job_steps.c.id == step_id))
+                values["result"] = _dumps({**(_loads(noted) if noted else {}), **result})
             conn.execute(update(job_steps).where(job_steps.c.id == step_id).values(**values))
+
+    def note_step(self, step_id: str, **values: Any) -> None:
+        """Record ``values`` in a step's result while it runs (e.g. a deployment it started, before waiting for it),
+        so that a worker that resumes the job after a crash finds them; keys not named are kept."""
+        with self.engine.begin() as conn:
+            noted = conn.scalar(select(job_steps.c.result).where(job_steps.c.id == step_id).with_for_update())
+            merged = {**(_loads(noted) if noted else {}), **values}
+            conn.execute(update(job_steps).where(job_steps.c.id == step_id).values(result=_dumps(merged)))
 
     def fail_pending_steps(self, job_id: str, candidate_id: str, kind: StepKind, error: str) -> None:
         """Fail a candidate's pending steps of ``kind`` (what can no longer run after a failure)."""

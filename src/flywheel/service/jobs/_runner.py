@@ -4,6 +4,12 @@ repository's (:class:`JobRepository`), the work is the pipeline's (:mod:`flywhee
     datasets → for every candidate: candidate_sequence (base-eval → icl-eval → [customization → customized-eval])
              → finalize
 
+A candidate whose backend serves models (``nemo``: its base NIM through the Deployment Manager) is deployed before
+each of its evaluations (reused when it is up), recorded in the step as soon as flywheel started it — before any
+wait — and shut down when the candidate's steps have ended or the job ends, only if flywheel started it. A worker
+that shuts down leaves remote work (a deployment coming up, a customization job) running; the one that resumes the
+job re-attaches to it (the customization's output folder is the same on every attempt).
+
 Every step is a durable row with status, progress, attempts, timings, error and result. A step that completed is
 never run again, so re-running a job after a crash or restart resumes where it stopped; a step that was interrupted
 is re-run from its start (its partial rows are replaced). The same code runs in the in-process executor and in
@@ -21,12 +27,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flywheel.backends import TrainingProgress
+from flywheel.backends import DeploymentBackend, StopCheck, TrainingProgress
+from flywheel.config._models import NMPConfig
 from flywheel.errors import FlywheelError, JobCancelled
 from flywheel.ids import safe_name
 from flywheel.pipeline.evaluate import sample_score
 from flywheel.pipeline.experiments import EVAL_DATASET, Experiment, LossCurves, customize, run_evaluation
-from flywheel.service.jobs._backends import BackendFactory
+from flywheel.service.jobs._backends import BackendFactory, ServingFactory
 from flywheel.service.jobs._plan import JobSettings, job_dir
 from flywheel.service.jobs._repository import JobRepository
 from flywheel.service.jobs._rows import StepKind, StepRow
@@ -105,6 +112,8 @@ class JobRunner:
         """
         row = self.repo.job(job_id)
         if row.finished_at is not None:
+            # ended without this runner (a cancel between two steps): what it deployed is still shut down
+            self._shut_down_deployments(job_id)
             return row.status
         if self._stopping.is_set():
             return INTERRUPTED
@@ -132,6 +141,7 @@ class JobRunner:
             self.repo.end_job(job_id, "failed", cause, f"Internal error: {cause}")
             final = "failed"
         if final is not None:
+            self._shut_down_deployments(job_id)
             self._jobs.pop(job_id, None)
             self.backends.release()
         return final
@@ -164,6 +174,11 @@ class JobRunner:
     def _should_stop(self, job_id: str) -> bool:
         """Polled by long work between batches and training steps."""
         return self._stopping.is_set() or self.repo.cancel_requested(job_id)
+
+    def _stop_check(self, job_id: str) -> StopCheck:
+        """:meth:`_should_stop` for remote work, saying whether the job was cancelled (stop the remote work too) or
+        only this worker stops (leave it running for the worker that resumes the job)."""
+        return StopCheck(lambda: self._should_stop(job_id), lambda: self.repo.cancel_requested(job_id))
 
     def _interrupted(self, job_id: str) -> bool:
         """The work stopped because this runner shuts down, not because the user cancelled the job."""
@@ -272,6 +287,7 @@ class JobRunner:
         judge, no_judge_reason = self._judge(job, settings.workload_type)
         started = time.time()
         try:
+            self._serve(job, step)
             backend = self.backends.inference(nim, adapter_dir=adapter_dir)
             result = run_evaluation(
                 backend,
@@ -316,7 +332,16 @@ class JobRunner:
         if judge_config is None:
             return None, no_judge_reason
         key = resolve_judge_api_key(judge_config, self.env)
-        return build_judge(judge_config, key, inference=self.backends.inference), ""
+        judge = build_judge(
+            judge_config, key, inference=self.backends.inference, nmp=self._nmp(job), env=self.env
+        )
+        return judge, ""
+
+    def _nmp(self, job: JobSettings) -> NMPConfig:
+        """Where the NeMo platform is: the backend factory's (:class:`ConfiguredBackends` holds the service's
+        ``nmp_config``, which its candidates use too), else the job's frozen copy (a factory that does not say)."""
+        nmp: NMPConfig | None = getattr(self.backends, "nmp", None)
+        return nmp if nmp is not None else job.config.nmp_config
 
     def _customization(self, job: JobSettings, step: StepRow) -> dict[str, Any]:
         from flywheel.pipeline.datasets import read_jsonl
@@ -345,10 +370,11 @@ class JobRunner:
                 self.backends.training(nim, job.config.training_config, job.config.lora_config),
                 train,
                 val,
+                # the same folder on every attempt: a remote backend re-attaches to the job it recorded there
                 job_dir(self.home, job.id) / "adapters" / safe_name(nim.model_name),
                 curves=curves,
                 on_progress=on_progress,
-                should_stop=lambda: self._should_stop(job.id),
+                should_stop=self._stop_check(job.id),
             )
         except Exception as exc:
             status, error = self._ending(job.id, exc)
@@ -366,6 +392,77 @@ class JobRunner:
         )
         return {"customization_id": custom_id, "adapter_dir": str(done.adapter_dir)}
 
+    # ------------------------------------------------------------------------------------------------ serving
+
+    def _deployment(self, nim_step: StepRow, record: dict[str, Any] | None) -> DeploymentBackend | None:
+        """The deployment of the step's candidate, if its backend serves models; ``record``: the job's record of it."""
+        if not isinstance(self.backends, ServingFactory):
+            return None
+        nim = self._job(nim_step.job_id).nim(nim_step.candidate)
+        started = bool(record and record.get("started_by_flywheel"))
+        return self.backends.deployment(nim, started_by_flywheel=started)
+
+    def _deployment_record(self, job_id: str, candidate_id: str) -> tuple[StepRow, dict[str, Any]] | None:
+        """The latest record of the candidate's deployment, and the step that holds it."""
+        noted = [
+            (s, s.result["deployment"])
+            for s in self.repo.steps(job_id, candidate_id=candidate_id)
+            if s.result and isinstance(s.result.get("deployment"), dict)
+        ]
+        return max(noted, key=lambda pair: pair[0].position) if noted else None
+
+    def _serve(self, job: JobSettings, step: StepRow) -> None:
+        """Before an evaluation: the candidate's model is served, when its backend serves models. A deployment
+        flywheel starts is recorded in the step before the wait, so a worker that resumes after a crash knows it
+        may shut it down."""
+        assert step.candidate_id is not None
+        found = self._deployment_record(job.id, step.candidate_id)
+        deployment = self._deployment(step, found[1] if found else None)
+        if deployment is None:
+            return
+
+        def record(status: str) -> None:
+            entry = {"ref": deployment.ref, "started_by_flywheel": deployment.started_by_flywheel}
+            self.repo.note_step(step.id, deployment={**entry, "status": status})
+
+        try:
+            deployment.deploy(should_stop=self._stop_check(job.id), on_started=lambda _d: record("deploying"))
+        finally:
+            deployment.close()
+        record("ready")
+
+    def _shut_down_deployment(self, job_id: str, candidate_id: str) -> None:
+        """Shut the candidate's deployment down if flywheel started it (once); a failure is logged and recorded,
+        never raised: the candidate's results stand."""
+        found = self._deployment_record(job_id, candidate_id)
+        if found is None:
+            return
+        step, record = found
+        if not record.get("started_by_flywheel") or record.get("status") == "shut down":
+            return
+        deployment = self._deployment(step, record)
+        if deployment is None:
+            return
+        try:
+            deployment.undeploy()
+            self.repo.note_step(step.id, deployment={**record, "status": "shut down"})
+        except Exception as exc:
+            log.warning("could not shut down deployment %s of job %s: %s", record.get("ref"), job_id, exc)
+            self.repo.note_step(
+                step.id, deployment={**record, "shutdown_error": f"{type(exc).__name__}: {exc}"}
+            )
+        finally:
+            deployment.close()
+
+    def _shut_down_deployments(self, job_id: str) -> None:
+        """At the end of a job (completed, failed or cancelled): every deployment it started is shut down."""
+        candidates = {s.candidate_id for s in self.repo.steps(job_id) if s.candidate_id}
+        for candidate_id in sorted(candidates):
+            try:
+                self._shut_down_deployment(job_id, candidate_id)
+            except Exception:  # building the deployment failed (configuration): the job's end must stand
+                log.warning("could not shut down the deployments of job %s", job_id, exc_info=True)
+
     # ------------------------------------------------------------------------------------------------ endings
 
     def _finish_candidate_if_done(self, job_id: str, candidate_id: str) -> None:
@@ -376,6 +473,7 @@ class JobRunner:
         self.repo.finish_candidate(
             candidate_id, "failed" if errors else "completed", "; ".join(errors) or None
         )
+        self._shut_down_deployment(job_id, candidate_id)
 
     def _finalize(self, job: JobSettings) -> str:
         steps = self.repo.steps(job.id)
