@@ -15,6 +15,15 @@ Usage::
     python benchmarks/engine.py --quick    # a smaller run for a smoke check
     python benchmarks/engine.py --device cuda
     python benchmarks/engine.py --dtype bfloat16   # the inference dtype (default: $FLYWHEEL_DTYPE, else auto)
+    python benchmarks/engine.py --concurrent 2     # only: 2 evaluations at once vs one after the other
+
+``--concurrent K`` runs K evaluations (``--concurrent-prompts`` classification prompts each, different ones) one after
+the other and then at the same time, each in its own process, after every process has loaded the model and warmed
+up: at once without ``FLYWHEEL_CPU_THREADS`` (as ``flywheel run`` beside ``flywheel serve``: each process's budget is
+every core, and the processes' steps share the machine through the step registry; a flywheel without the thread
+budget runs each at torch's default, every core), at once with ``FLYWHEEL_CPU_THREADS`` = cores / K each, and in
+one process on K threads that share its thread budget (the in-process executor with ``max_concurrent_jobs: K``, a Celery
+``threads`` pool). It prints each wall time and its ratio to one after the other (target <= 1.2x).
 
 Prints absolute figures and ratios. Timings are not asserted (they are not tests), but answer parity is: the run
 exits with status 1 when batched greedy answers equal the batch-1 answers on fewer than 99 % of the prompts.
@@ -200,6 +209,153 @@ def bench_batch1_loop(loaded: Any, prompts: list[tuple[str, str]], max_tokens: i
     return {"seconds": seconds, "samples_per_s": len(prompts) / seconds, "texts": texts}
 
 
+# ------------------------------------------------------------------------------------------------ concurrency
+
+
+def concurrent_child(args: argparse.Namespace) -> None:
+    """A benchmark process: load the model, warm up, say ``ready``; then for each line ``go`` on stdin evaluate
+    ``--threads-per-process`` sets of prompts on as many threads at once and print their timings as JSON."""
+    import inspect
+    import json
+    import resource
+    import threading
+
+    from flywheel.backends import ChatRequest
+    from flywheel.backends.local import LocalInferenceBackend
+
+    kwargs: dict[str, Any] = {}
+    # (A flywheel without the thread budget has no cpu_threads: the benchmark then measures it as it is.)
+    if (
+        os.environ.get("FLYWHEEL_CPU_THREADS")
+        and "cpu_threads" in inspect.signature(LocalInferenceBackend).parameters
+    ):
+        kwargs["cpu_threads"] = int(os.environ["FLYWHEEL_CPU_THREADS"])
+    backend = LocalInferenceBackend(
+        args.model,
+        device="cpu",
+        dtype=args.dtype,
+        cache_dir=Path(args.cache_dir),
+        max_batch_size=64,
+        **kwargs,
+    )
+    backend.load()
+    warm = headlines(8, seed=99)
+    backend.generate([ChatRequest(messages=messages(h), max_tokens=args.max_tokens) for h, _ in warm])
+    sets = [
+        [
+            ChatRequest(messages=messages(h), max_tokens=args.max_tokens)
+            for h, _ in headlines(args.concurrent_prompts, seed=10 + args.child_index * 7 + i)
+        ]
+        for i in range(args.threads_per_process)
+    ]
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        spans: list[tuple[float, float]] = [(0.0, 0.0)] * len(sets)
+
+        def evaluate(i: int, spans: list[tuple[float, float]] = spans) -> None:
+            start = time.time()
+            backend.generate(sets[i])
+            spans[i] = (start, time.time())
+
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        threads = [threading.Thread(target=evaluate, args=(i,)) for i in range(len(sets))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        print(json.dumps({"spans": spans, "cpu_s": cpu}), flush=True)
+
+
+def bench_concurrent(args: argparse.Namespace) -> None:
+    import json
+    import subprocess
+
+    k = args.concurrent
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    base_cmd = [sys.executable, __file__, "--child", "--model", args.model, "--cache-dir", args.cache_dir,
+                "--concurrent-prompts", str(args.concurrent_prompts), "--max-tokens", str(args.max_tokens)]  # fmt: skip
+    if args.dtype:
+        base_cmd += ["--dtype", args.dtype]
+
+    def start(index: int, threads_env: str | None, per_process: int = 1) -> subprocess.Popen[str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("FLYWHEEL_CPU_THREADS", "OMP_NUM_THREADS")}
+        if threads_env is not None:
+            env["FLYWHEEL_CPU_THREADS"] = threads_env
+        cmd = [*base_cmd, "--child-index", str(index), "--threads-per-process", str(per_process)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        return proc
+
+    def ready(procs: list[subprocess.Popen[str]]) -> None:
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if line.strip() != "ready":
+                raise SystemExit(f"benchmark process failed to start: {line!r}")
+
+    def go(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = []
+        for proc in procs:
+            assert proc.stdout is not None
+            results.append(json.loads(proc.stdout.readline()))
+        return results
+
+    def stop(procs: list[subprocess.Popen[str]]) -> None:
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait()
+
+    def wall(results: list[dict[str, Any]]) -> float:
+        spans = [span for result in results for span in result["spans"]]
+        return max(end for _, end in spans) - min(begin for begin, _ in spans)
+
+    def cpu(results: list[dict[str, Any]]) -> float:
+        return sum(result["cpu_s"] for result in results)
+
+    print(f"{k} evaluations of {args.concurrent_prompts} classification prompts each (max_tokens={args.max_tokens}), "
+          f"{cores} cores:")  # fmt: skip
+    rows: list[tuple[str, float, float]] = []
+    # One after the other: each process alone on the machine, at its full budget (every core).
+    procs = [start(i, None) for i in range(k)]
+    ready(procs)
+    sequential = [go([proc])[0] for proc in procs]
+    seq_wall = sum(wall([r]) for r in sequential)
+    rows.append(("one after the other (1 process at a time, all cores)", seq_wall, cpu(sequential)))
+    together = go(procs)  # the same processes at once, each at torch's default: every core
+    rows.append((f"{k} processes at once, FLYWHEEL_CPU_THREADS unset", wall(together), cpu(together)))
+    stop(procs)
+    share = max(1, cores // k)
+    procs = [start(i, str(share)) for i in range(k)]
+    ready(procs)
+    # Also one after the other on a share each: on a machine that other work keeps busy, a process on every core
+    # waits for its slowest thread, so "one after the other" on all cores can be the slower baseline.
+    alone = [go([proc])[0] for proc in procs]
+    seq_share = sum(wall([r]) for r in alone)
+    rows.append((f"one after the other, FLYWHEEL_CPU_THREADS={share}", seq_share, cpu(alone)))
+    together = go(procs)
+    rows.append((f"{k} processes at once, FLYWHEEL_CPU_THREADS={share}", wall(together), cpu(together)))
+    stop(procs)
+    procs = [start(0, None, per_process=k)]
+    ready(procs)
+    together = go(procs)
+    rows.append((f"1 process, {k} threads at once (shared budget of {cores})", wall(together), cpu(together)))
+    stop(procs)
+    best = min(seq_wall, seq_share)
+    for name, seconds, cpu_s in rows:
+        print(f"  {name:58s}: {seconds:6.1f}s wall  {cpu_s:6.1f} CPU s  {seconds / seq_wall:5.2f}x  "
+              f"{seconds / best:5.2f}x")  # fmt: skip
+    print("  (ratios: wall time / one after the other on all cores, and / the faster of the two one-after-the-other "
+          "runs; target <= 1.2x)")  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -216,7 +372,23 @@ def main() -> None:
         help="inference dtype: auto, float32, bfloat16 (default: $FLYWHEEL_DTYPE, else auto = float32 on CPU)",
     )
     parser.add_argument("--cache-dir", default=".flywheel/cache/models", help="GGUF conversion cache")
+    parser.add_argument(
+        "--concurrent", type=int, default=0, help="only run K evaluations at once vs one after the other"
+    )
+    parser.add_argument(
+        "--concurrent-prompts", type=int, default=96, help="prompts per evaluation (--concurrent)"
+    )
+    parser.add_argument("--max-tokens", type=int, default=16, help="new tokens per prompt (--concurrent)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-index", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--threads-per-process", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        concurrent_child(args)
+        return
+    if args.concurrent:
+        bench_concurrent(args)
+        return
 
     import torch
 

@@ -57,6 +57,25 @@ def parse_api_keys(value: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
+def parse_cpu_threads(value: str | None) -> int | None:
+    """``FLYWHEEL_CPU_THREADS``: the CPU threads the local engine may use in this process, a positive integer;
+    None when unset or empty (the engine then uses every core this process may run on). Raises
+    :class:`ConfigError` naming the variable for anything else."""
+    if value is None or not value.strip():
+        return None
+    try:
+        threads = int(value.strip())
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ConfigError(
+            f"FLYWHEEL_CPU_THREADS={value!r} is not a positive whole number of CPU threads; set it to e.g. 2, or "
+            "unset it to use every core this process may run on.",
+            [("FLYWHEEL_CPU_THREADS", f"not a positive integer: {value!r}")],
+        )
+    return threads
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a flywheel process needs to know, from the config file and the environment.
@@ -77,6 +96,8 @@ class Settings:
     emb_api_key: SecretStr | None = None
     hf_token: SecretStr | None = None
     api_keys: tuple[ApiKey, ...] = ()
+    #: ``FLYWHEEL_CPU_THREADS``: the local engine's CPU threads per process (None: the cores it may use).
+    cpu_threads: int | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     #: The default file that was looked for and not found (no ``--config``, no ``FLYWHEEL_CONFIG``); the config is
     #: then the built-in defaults, without candidates. None when a file was given or found.
@@ -125,6 +146,7 @@ class Settings:
             env.get("FLYWHEEL_DATABASE_URL") or f"sqlite:///{(home / 'flywheel.db').as_posix()}"
         )
         keys = parse_api_keys(env.get("FLYWHEEL_API_KEYS", ""))
+        cpu_threads = parse_cpu_threads(env.get("FLYWHEEL_CPU_THREADS"))
         return cls(
             config=config,
             config_path=config_path,
@@ -138,6 +160,7 @@ class Settings:
             emb_api_key=_secret(env, "EMB_API_KEY", "NVIDIA_API_KEY"),
             hf_token=_secret(env, "HF_TOKEN"),
             api_keys=keys,
+            cpu_threads=cpu_threads,
             env=env,
             missing_config=missing_config,
         )

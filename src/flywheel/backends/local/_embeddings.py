@@ -37,14 +37,23 @@ def resolve_model_path(source: str) -> str:
 
 
 class SentenceTransformerEmbeddings:
-    """:class:`~flywheel.backends.EmbeddingBackend` over a sentence-transformers model, loaded on first use."""
+    """:class:`~flywheel.backends.EmbeddingBackend` over a sentence-transformers model, loaded on first use.
+
+    On the CPU an ``embed`` call runs on its share of the process's thread budget (``cpu_threads``, i.e.
+    ``FLYWHEEL_CPU_THREADS``; default every core: see :mod:`~flywheel.backends.local._threads`)."""
 
     def __init__(
-        self, model: str = DEFAULT_EMBEDDING_MODEL, *, device: str | None = None, batch_size: int = 64
+        self,
+        model: str = DEFAULT_EMBEDDING_MODEL,
+        *,
+        device: str | None = None,
+        batch_size: int = 64,
+        cpu_threads: int | None = None,
     ) -> None:
         self.source = model
         self.device = device
         self.batch_size = batch_size
+        self.cpu_threads = cpu_threads
         self._model: Any = None
 
     def _load(self) -> Any:
@@ -71,7 +80,10 @@ class SentenceTransformerEmbeddings:
             )
             dim = int(get_dim() or 0)
             return np.zeros((0, dim), dtype=np.float32)
-        vectors = model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
+        from flywheel.backends.local._threads import engine_step
+
+        with engine_step(self.cpu_threads, device=str(getattr(model, "device", "cpu"))):
+            vectors = model.encode(
+                list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+            )
         return np.asarray(vectors, dtype=np.float32)

@@ -27,8 +27,10 @@ def inference(
     env: Mapping[str, str],
     endpoint: EndpointOptions | None = None,
 ) -> InferenceBackend:
-    """Transformers on this machine; ``FLYWHEEL_DEVICE`` / ``FLYWHEEL_DTYPE`` in ``env`` override the choices."""
+    """Transformers on this machine; ``FLYWHEEL_DEVICE`` / ``FLYWHEEL_DTYPE`` in ``env`` override the choices,
+    ``FLYWHEEL_CPU_THREADS`` sets the process's CPU thread budget."""
     from flywheel.backends.local._inference import LocalInferenceBackend
+    from flywheel.backends.local._threads import cpu_threads_from_env
 
     return LocalInferenceBackend(
         nim.model_path or nim.model_name,
@@ -37,6 +39,7 @@ def inference(
         device=env.get("FLYWHEEL_DEVICE"),
         dtype=env.get("FLYWHEEL_DTYPE"),
         name=nim.model_name,
+        cpu_threads=cpu_threads_from_env(env),
     )
 
 
@@ -50,6 +53,7 @@ def training(
 ) -> TrainingBackend:
     """PEFT LoRA on this machine, configured from ``training_config``, ``lora_config`` and ``customizer_configs``."""
     from flywheel.backends.local._builder import training_params
+    from flywheel.backends.local._threads import cpu_threads_from_env
     from flywheel.backends.local._training import LocalTrainingBackend
 
     params, lora_params = training_params(training, lora, nim.customizer_configs)
@@ -60,6 +64,7 @@ def training(
         cache_dir=cache_dir,
         device=env.get("FLYWHEEL_DEVICE"),
         dtype=env.get("FLYWHEEL_DTYPE"),
+        cpu_threads=cpu_threads_from_env(env),
     )
 
 
@@ -67,11 +72,14 @@ def embeddings(config: EmbeddingConfig, *, env: Mapping[str, str]) -> EmbeddingB
     """sentence-transformers with ``model_path``, else ``model_name`` (unless it names NVIDIA's NIM embedding
     model, which does not run here), else the packaged all-MiniLM-L6-v2."""
     from flywheel.backends.local._embeddings import DEFAULT_EMBEDDING_MODEL, SentenceTransformerEmbeddings
+    from flywheel.backends.local._threads import cpu_threads_from_env
 
     source = config.model_path
     if source is None and config.model_name and "nv-embed" not in config.model_name:
         source = config.model_name
-    return SentenceTransformerEmbeddings(source or DEFAULT_EMBEDDING_MODEL)
+    return SentenceTransformerEmbeddings(
+        source or DEFAULT_EMBEDDING_MODEL, cpu_threads=cpu_threads_from_env(env)
+    )
 
 
 def merge(model: str, *, cache_dir: Path | None, env: Mapping[str, str]) -> MergeBackend:

@@ -13,6 +13,7 @@ from flywheel.backends._types import ChatRequest, Generation
 from flywheel.backends.local._chat import prompt_ids
 from flywheel.backends.local._loading import LoadedModel, acquire_model, release_model, require_local
 from flywheel.backends.local._sources import ModelSource, resolve_model_source
+from flywheel.backends.local._threads import ThreadLease, engine_step
 from flywheel.backends.local._tools import parse_tool_calls
 from flywheel.errors import BackendError
 
@@ -58,6 +59,8 @@ class LocalInferenceBackend:
         max_batch_size: most requests per forward pass.
         max_batch_tokens: most (prompt + new) tokens per batch, so long prompts get smaller batches.
         default_max_tokens: new-token limit for requests without ``max_tokens``.
+        cpu_threads: this process's CPU thread budget (``FLYWHEEL_CPU_THREADS``; default: every core it may use). A
+            ``generate`` call on the CPU runs on its share of it (see :mod:`~flywheel.backends.local._threads`).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class LocalInferenceBackend:
         max_batch_tokens: int = 16384,
         default_max_tokens: int = 256,
         name: str = "local",
+        cpu_threads: int | None = None,
     ) -> None:
         require_local()
         self.name = name
@@ -83,6 +87,7 @@ class LocalInferenceBackend:
         self.max_batch_size = max(1, max_batch_size)
         self.max_batch_tokens = max(1, max_batch_tokens)
         self.default_max_tokens = default_max_tokens
+        self.cpu_threads = cpu_threads
         self._loaded: LoadedModel | None = None
 
     # ------------------------------------------------------------------------------------------------ lifecycle
@@ -117,6 +122,13 @@ class LocalInferenceBackend:
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[Generation]:
         """One :class:`Generation` per request, in order; a failing request gets ``error`` set instead of raising."""
+        from flywheel.backends.local._device import choose_device
+
+        device = self._loaded.device if self._loaded is not None else choose_device(self._device_arg)
+        with engine_step(self.cpu_threads, device=device) as lease:
+            return self._generate(requests, lease)
+
+    def _generate(self, requests: Sequence[ChatRequest], lease: ThreadLease) -> list[Generation]:
         loaded = self.load()
         tokenizer = loaded.tokenizer
         context = int(getattr(loaded.model.config, "max_position_embeddings", 0) or 0)
@@ -140,6 +152,7 @@ class LocalInferenceBackend:
             prepared.append(_Prepared(index, request, ids, max(1, max_new)))
 
         for batch in self._batches(prepared):
+            lease.rebalance()  # a checkpoint: steps that started or ended since the last batch change the share
             for item, generation in zip(batch, self._run_batch(loaded, batch), strict=True):
                 results[item.index] = generation
         return [r if r is not None else Generation(content=None, error="not generated") for r in results]

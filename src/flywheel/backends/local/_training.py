@@ -26,6 +26,7 @@ from flywheel.backends.local._chat import training_ids
 from flywheel.backends.local._loading import base_model_copy, quiet_peft_wrapping, require_local
 from flywheel.backends.local._merge import save_model_folder
 from flywheel.backends.local._sources import ModelSource, resolve_model_source
+from flywheel.backends.local._threads import ThreadLease, engine_step
 from flywheel.errors import BackendError, DataError, JobCancelled
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ class LocalTrainingBackend:
         device: ``auto`` (default), ``cpu``, ``cuda`` or ``cuda:N``.
         dtype: dtype of the frozen base weights: ``auto`` (default), ``bfloat16``, ``float16`` or ``float32``.
         cache_dir: folder for the one-time GGUF → safetensors conversion.
+        cpu_threads: this process's CPU thread budget (``FLYWHEEL_CPU_THREADS``; default: every core it may use). A
+            run on the CPU trains on its share of it, re-divided between optimizer steps (see
+            :mod:`~flywheel.backends.local._threads`).
     """
 
     def __init__(
@@ -104,9 +108,11 @@ class LocalTrainingBackend:
         device: str | None = None,
         dtype: str | None = None,
         cache_dir: str | Path | None = None,
+        cpu_threads: int | None = None,
     ) -> None:
         require_local()
         self.source: ModelSource = resolve_model_source(model)
+        self.cpu_threads = cpu_threads
         self.training = training or TrainingParams()
         self.lora = lora or LoRAParams()
         self._device_arg = device
@@ -127,12 +133,27 @@ class LocalTrainingBackend:
         :class:`~flywheel.errors.JobCancelled` (a ``JobCancelled`` raised by ``should_stop`` itself propagates too).
         With early stopping, the adapter saved is the one with the best validation loss.
         """
+        from flywheel.backends.local._device import choose_device
+
+        device = choose_device(self._device_arg)
+        with engine_step(self.cpu_threads, device=device) as lease:
+            return self._train(train, val, out_dir, on_progress, should_stop, device, lease)
+
+    def _train(
+        self,
+        train: Sequence[dict[str, Any]],
+        val: Sequence[dict[str, Any]],
+        out_dir: Path,
+        on_progress: Callable[[TrainingProgress], None] | None,
+        should_stop: Callable[[], bool] | None,
+        device: str,
+        lease: ThreadLease,
+    ) -> TrainedAdapter:
         import torch
 
-        from flywheel.backends.local._device import choose_device, choose_dtype
+        from flywheel.backends.local._device import choose_dtype
 
         params = self.training
-        device = choose_device(self._device_arg)
         dtype = choose_dtype(device, self._dtype_arg)
         # Seed before anything random happens (LoRA init, dropout, data order) so runs repeat exactly.
         torch.manual_seed(params.seed)
@@ -156,6 +177,7 @@ class LocalTrainingBackend:
                     if step >= total_steps:
                         break
                     _check_stop(should_stop, step, total_steps)
+                    lease.rebalance()  # a checkpoint: the share follows the steps running beside this one
                     start = time.perf_counter()
                     loss, tokens = self._step(peft_model, batch, device)
                     torch.nn.utils.clip_grad_norm_(

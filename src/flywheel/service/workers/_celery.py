@@ -5,6 +5,14 @@ finished, sends the next ``flywheel.advance`` to the queue that step needs. Step
 training) go to the ``accelerator`` queue, whose workers run with concurrency = their GPU count; the cheap steps
 (datasets, finalize) go to ``flywheel``. Several jobs therefore progress side by side without over-allocating GPUs.
 
+CPU threads: a worker's processes split its CPU thread budget (``FLYWHEEL_CPU_THREADS``, default every core the
+worker may use) between them, so that concurrency × threads per task never exceeds it (:func:`worker_cpu_plan`).
+Without a GPU the accelerator queue's default concurrency is 1, and its one process runs each model step on every
+core. ``--concurrency N`` gives each of the N processes ``budget // N`` threads (at least 1; more processes than
+threads oversubscribes the cores, and the worker warns). With ``--pool threads`` the N tasks run in one process and
+share its budget step by step. Like every flywheel process, the worker's processes also give up part of their
+threads while other flywheel processes on the machine run model steps (see :mod:`flywheel.backends.local._threads`).
+
 Crash safety:
 
 * tasks are acknowledged only after they finish (``acks_late``) and re-queued when their worker process dies
@@ -17,6 +25,7 @@ Crash safety:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -150,14 +159,55 @@ def accelerator_count() -> int:
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
 
 
+def cpu_budget(settings: Settings) -> int:
+    """The worker's CPU threads: ``FLYWHEEL_CPU_THREADS``, else every core this process may run on."""
+    if settings.cpu_threads is not None:
+        return settings.cpu_threads
+    from flywheel.backends.local._threads import available_cores
+
+    return available_cores()
+
+
+def worker_cpu_plan(
+    queues: list[str], concurrency: int | None, pool: str | None, *, gpus: int, cpu_threads: int
+) -> tuple[int, int]:
+    """``(worker processes or threads, CPU threads per task)`` for a worker on ``queues``.
+
+    Concurrency defaults to the GPU count for the accelerator queue (1 without a GPU), else 1. The tasks of a prefork
+    worker run in separate processes, which cannot share a budget, so each gets ``cpu_threads //
+    concurrency`` (at least 1); those of a ``threads`` pool run in one process, whose engine steps divide its budget
+    among themselves, so the process keeps all of it.
+    """
+    if concurrency is None:
+        concurrency = max(1, gpus) if ACCELERATOR_QUEUE in queues else 1
+    concurrency = 1 if pool == "solo" else max(1, concurrency)  # a solo pool runs one task at a time
+    if pool == "threads":
+        return concurrency, cpu_threads
+    return concurrency, max(1, cpu_threads // concurrency)
+
+
 def run_worker(
     settings: Settings, *, queues: list[str], concurrency: int | None, pool: str | None = None
 ) -> None:
     """Run a Celery worker in this process (``flywheel worker``)."""
+    budget = cpu_budget(settings)
+    concurrency, threads = worker_cpu_plan(
+        queues, concurrency, pool, gpus=accelerator_count(), cpu_threads=budget
+    )
+    if pool != "threads" and concurrency > budget:
+        log.warning(
+            "%d worker processes on %d CPU threads: each runs its model steps on 1 thread, oversubscribing the "
+            "cores; use --concurrency %d (or --pool threads), or raise FLYWHEEL_CPU_THREADS if the cores are there.",
+            concurrency,
+            budget,
+            budget,
+        )
+    # Every task of this worker builds its backends from settings.env: each process gets its part of the budget.
+    settings = dataclasses.replace(
+        settings, cpu_threads=threads, env={**settings.env, "FLYWHEEL_CPU_THREADS": str(threads)}
+    )
+    log.info("worker concurrency %d, %d CPU threads per task (budget %d)", concurrency, threads, budget)
     app = make_celery(settings)
-    if ACCELERATOR_QUEUE in queues and concurrency is None:
-        concurrency = max(1, accelerator_count())
-    concurrency = concurrency or 1
     if ACCELERATOR_QUEUE in queues and accelerator_count() > 1:
         from celery.signals import worker_process_init
 

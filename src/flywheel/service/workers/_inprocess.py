@@ -29,6 +29,10 @@ def resumable_jobs(engine: Engine, now: float | None = None) -> list[str]:
 class InProcessExecutor:
     """Runs submitted jobs on ``workers`` background threads, one job per thread at a time.
 
+    Jobs on different threads share the process's CPU thread budget (``FLYWHEEL_CPU_THREADS``): the local engine
+    runs each model step on its share of it (:mod:`flywheel.backends.local._threads`), so ``workers`` > 1 does not
+    oversubscribe the cores.
+
     ``run_job(job_id)`` does the work (normally ``JobRunner.run``); it must never raise, but if it does the
     executor logs it and carries on. ``on_stop`` is called first thing by :meth:`stop` (normally
     ``JobRunner.interrupt``), ``after_stop`` once the threads have ended or the timeout passed (normally releasing
