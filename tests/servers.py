@@ -38,3 +38,40 @@ def serve(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join()
         sock.close()
+
+
+#: One canned answer: status, content type, body.
+Answer = tuple[int, str, bytes]
+
+
+@contextmanager
+def canned_answers(seen_authorization: list[str | None] | None = None) -> Iterator[tuple[str, list[Answer]]]:
+    """A plain HTTP server on loopback that answers each GET with the next answer the test appends to the yielded
+    list (for answers no flywheel server gives: a web page, a proxy's 502). Each request's ``Authorization`` header
+    (or None) is appended to ``seen_authorization`` when given."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answers: list[Answer] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if seen_authorization is not None:
+                seen_authorization.append(self.headers.get("Authorization"))
+            status, content_type, body = answers.pop(0)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", answers
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
 
 from flywheel.cli.main import cli
 from flywheel.config import Settings
+from servers import canned_answers
 
 
 def test_local_list_show_and_delete(finished_job: tuple[Settings, str]) -> None:
@@ -88,26 +87,8 @@ def test_the_status_choices_are_the_job_statuses() -> None:
 @pytest.fixture
 def fake_server() -> Iterator[tuple[str, list[tuple[int, str, bytes]]]]:
     """Why: the CLI must turn any answer a server gives into a message; this one answers what the test queues."""
-    answers: list[tuple[int, str, bytes]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, content_type, body = answers.pop(0)
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", answers
-    httpd.shutdown()
-    httpd.server_close()
+    with canned_answers() as server:
+        yield server
 
 
 def test_a_server_validation_error_is_printed_as_text_not_a_repr(

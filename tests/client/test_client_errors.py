@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from flywheel.client import AsyncClient, Client
 from flywheel.errors import ConfigError, ConflictError, FlywheelError, NotFoundError
+from servers import canned_answers
 
 #: A URL with a password and a token, where nothing listens.
 SECRET_URL = "http://fly:pw-secret@127.0.0.1:1/?token=t-secret"
@@ -146,28 +145,9 @@ def answers() -> Iterator[tuple[str, list[tuple[int, str, bytes]]]]:
     """Why: some answers (a web page, a proxy's 502) never come from a flywheel server; this one gives what the test
     queues, to check the client turns them into messages too. It appends each request's Authorization header (or
     None) to ``seen_authorization``."""
-    queued: list[tuple[int, str, bytes]] = []
     seen_authorization.clear()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen_authorization.append(self.headers.get("Authorization"))
-            status, content_type, body = queued.pop(0)
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", queued
-    httpd.shutdown()
-    httpd.server_close()
+    with canned_answers(seen_authorization) as server:
+        yield server
 
 
 def test_answers_that_no_flywheel_server_gives_are_messages(
